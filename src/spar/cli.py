@@ -1,0 +1,204 @@
+"""Command line of spar: one subcommand per workflow step.
+
+Every step that the Snakemake workflow runs is a subcommand here, so each one
+also runs by hand. Settings come from ``--params params.yaml`` or, as the
+workflow passes them, from ``--config JSON``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from spar import config as config_mod
+
+log = logging.getLogger("spar")
+
+
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="parameter file (default: params.yaml)")
+    parser.add_argument("--config", dest="config_json", default=None, help="parameters as a JSON object; overrides --params")
+
+
+def _tree(args) -> dict:
+    return config_mod.load(args.params, args.config_json)
+
+
+# --- step implementations (imported lazily: torch takes seconds to import) ------------
+
+
+def cmd_synth_m3nvc(args) -> None:
+    from spar.synth.m3nvc import synthesize
+
+    synthesize(args.out, config_mod.get(_tree(args), "synth.m3nvc"))
+
+
+def cmd_ingest_m3nvc(args) -> None:
+    from spar.ingest.m3nvc import ingest
+
+    ingest(args.raw, args.out, config_mod.get(_tree(args), "ingest.m3nvc"))
+
+
+def cmd_ingest_coal_node(args) -> None:
+    from spar.ingest.coal_node import ingest
+
+    ingest(args.raw, args.out, config_mod.get(_tree(args), "ingest.coal_node"))
+
+
+def cmd_pretrain(args) -> None:
+    from spar.train.pretrain import pretrain
+
+    pretrain(store=args.store, out=args.out, method=args.method, seed=args.seed, tree=_tree(args), dataset=args.dataset)
+
+
+def cmd_embed(args) -> None:
+    from spar.train.embed import embed
+
+    embed(checkpoint=args.checkpoint, store=args.store, out=args.out, group=args.group, tree=_tree(args))
+
+
+def cmd_finetune_localization(args) -> None:
+    from spar.train.finetune import finetune_localization
+
+    finetune_localization(
+        embeddings=args.embeddings,
+        out_dir=args.out_dir,
+        label_ratio=args.label_ratio,
+        seed=args.seed,
+        tree=_tree(args),
+    )
+
+
+def cmd_table1(args) -> None:
+    from spar.eval.tables import write_table1
+
+    write_table1(args.metrics, args.out, methods=args.methods, label_ratios=args.label_ratios)
+
+
+def cmd_fig3(args) -> None:
+    from spar.eval.figures import plot_fig3
+
+    plot_fig3(args.predictions, args.store, args.out, scene=args.scene)
+
+
+def cmd_report_coal_node(args) -> None:
+    from spar.eval.report import write_coal_node_report
+
+    write_coal_node_report(
+        store=args.store, checkpoints=args.checkpoints, out=args.out, tree=_tree(args)
+    )
+
+
+def cmd_methods(args) -> None:
+    from spar.models.registry import METHODS
+
+    for name, spec in METHODS.items():
+        sys.stdout.write(f"{name:10s} {spec.description}\n")
+
+
+# --- parser -----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spar", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    synth = commands.add_parser("synth", help="write simulated raw data in a real dataset's release format")
+    synth_kinds = synth.add_subparsers(dest="dataset", required=True)
+    p = synth_kinds.add_parser("m3nvc", help="vehicle scenes in the M3N-VC parquet layout")
+    p.add_argument("--out", type=Path, required=True, help="folder that receives one subfolder per scene")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_synth_m3nvc)
+
+    ingest = commands.add_parser("ingest", help="read raw files and write the dataset's tensor store")
+    ingest_kinds = ingest.add_subparsers(dest="dataset", required=True)
+    p = ingest_kinds.add_parser("m3nvc", help="M3N-VC scene folders (parquet)")
+    p.add_argument("--raw", type=Path, required=True, help="folder with one subfolder per scene")
+    p.add_argument("--out", type=Path, required=True, help="Zarr store to write")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_ingest_m3nvc)
+    p = ingest_kinds.add_parser("coal-node", help="opsdata-coal-node recordings (miniSEED, StationXML, QuakeML)")
+    p.add_argument("--raw", type=Path, default=None, help="dataset folder (default: the installed opsdata-coal-node package)")
+    p.add_argument("--out", type=Path, required=True, help="Zarr store to write")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_ingest_coal_node)
+
+    p = commands.add_parser("pretrain", help="self-supervised pretraining of one method on one store")
+    p.add_argument("--store", type=Path, required=True)
+    p.add_argument("--dataset", required=True, help="dataset key of params.yaml 'datasets' (tokenisation)")
+    p.add_argument("--method", required=True, help="registered method name, see `spar methods`")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", type=Path, required=True, help="final checkpoint path (model.pt)")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_pretrain)
+
+    p = commands.add_parser("embed", help="post-fusion embeddings of a frozen encoder for one group of windows")
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--store", type=Path, required=True)
+    p.add_argument("--group", required=True, help="scene, subject or event group to embed (for example h24)")
+    p.add_argument("--out", type=Path, required=True, help="output .npz")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_embed)
+
+    finetune = commands.add_parser("finetune", help="train a task head on frozen embeddings")
+    tasks = finetune.add_subparsers(dest="task", required=True)
+    p = tasks.add_parser("localization", help="single-object localization with a transformer head (MSE)")
+    p.add_argument("--embeddings", type=Path, required=True)
+    p.add_argument("--label-ratio", type=float, required=True, help="fraction of the labeled training windows used")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out-dir", type=Path, required=True, help="receives metrics.json and predictions.csv")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_finetune_localization)
+
+    table = commands.add_parser("table", help="aggregate run metrics into a paper table")
+    table_kinds = table.add_subparsers(dest="table", required=True)
+    p = table_kinds.add_parser("table1", help="single-vehicle localization")
+    p.add_argument("--metrics", type=Path, nargs="+", required=True, help="metrics.json of every run")
+    p.add_argument("--methods", nargs="+", required=True, help="row order")
+    p.add_argument("--label-ratios", type=float, nargs="+", required=True, help="column order")
+    p.add_argument("--out", type=Path, required=True, help="CSV path; a Markdown twin is written beside it")
+    p.set_defaults(func=cmd_table1)
+
+    figure = commands.add_parser("figure", help="draw a paper figure")
+    figure_kinds = figure.add_subparsers(dest="figure", required=True)
+    p = figure_kinds.add_parser("fig3", help="single-vehicle predictions vs ground truth with node positions")
+    p.add_argument("--predictions", type=Path, nargs="+", required=True, help="predictions.csv, one per method")
+    p.add_argument("--store", type=Path, required=True, help="tensor store, for node positions")
+    p.add_argument("--scene", required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_fig3)
+
+    report = commands.add_parser("report", help="summarise a run on real recordings")
+    report_kinds = report.add_subparsers(dest="dataset", required=True)
+    p = report_kinds.add_parser("coal-node", help="what was ingested, the loss curve and embedding shapes")
+    p.add_argument("--store", type=Path, required=True)
+    p.add_argument("--checkpoints", type=Path, nargs="+", required=True)
+    p.add_argument("--out", type=Path, required=True)
+    _add_config_args(p)
+    p.set_defaults(func=cmd_report_coal_node)
+
+    p = commands.add_parser("methods", help="list the registered pretraining methods")
+    p.set_defaults(func=cmd_methods)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        args.func(args)
+    except (config_mod.ConfigError, FileNotFoundError, ValueError) as err:
+        log.error("%s", err)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

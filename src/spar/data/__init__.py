@@ -1,0 +1,1 @@
+"""Zarr-backed torch datasets, batching and presence masks."""

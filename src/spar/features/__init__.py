@@ -1,0 +1,1 @@
+"""Windowing, spectrograms and the Zarr tensor store."""

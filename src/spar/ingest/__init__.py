@@ -1,0 +1,1 @@
+"""Dataset importers: raw release files -> one tensor store per dataset."""

@@ -1,0 +1,1 @@
+"""Readers for raw sensor files and coordinate conversion."""

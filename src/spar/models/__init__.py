@@ -1,0 +1,1 @@
+"""Embeddings, transformer blocks, SPAR, baselines and task heads."""

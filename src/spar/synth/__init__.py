@@ -1,0 +1,1 @@
+"""Simulators that write demo raw data in the real datasets' release formats."""
