@@ -75,6 +75,10 @@ def cmd_table1(args) -> None:
     from spar.eval.tables import write_table1
 
     write_table1(args.metrics, args.out, methods=args.methods, label_ratios=args.label_ratios)
+    if args.summary:
+        from spar.eval.summary import write_table_summary
+
+        write_table_summary(args.out, args.summary)
 
 
 def cmd_fig3(args) -> None:
@@ -160,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", required=True, help="row order")
     p.add_argument("--label-ratios", type=float, nargs="+", required=True, help="column order")
     p.add_argument("--out", type=Path, required=True, help="CSV path; a Markdown twin is written beside it")
+    p.add_argument("--summary", type=Path, default=None, help="also write the mean columns as JSON (for dvc metrics)")
     p.set_defaults(func=cmd_table1)
 
     figure = commands.add_parser("figure", help="draw a paper figure")

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -231,6 +232,9 @@ def open_store(path: str | os.PathLike) -> xr.Dataset:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"tensor store {path} does not exist; run `spar ingest` to create it")
-    ds = xr.open_zarr(path, consolidated=False, zarr_format=3)
+    with warnings.catch_warnings():
+        # Snakemake puts a .snakemake_timestamp file into directory outputs; Zarr warns about the stranger
+        warnings.filterwarnings("ignore", message=".*snakemake_timestamp.*")
+        ds = xr.open_zarr(path, consolidated=False, zarr_format=3)
     validate_dataset(ds, source=str(path))
     return ds

@@ -1,0 +1,206 @@
+"""Paper figures, drawn with matplotlib's Agg canvas and saved atomically.
+
+The figures are built on ``matplotlib.figure.Figure`` with an explicit Agg
+canvas instead of ``pyplot``, so drawing needs no display, leaves the global
+backend alone and keeps no figure alive after saving.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+
+from spar.eval.metrics import localization_errors
+from spar.features.store import open_store
+from spar.files import atomic_path
+
+log = logging.getLogger(__name__)
+
+PREDICTION_COLUMNS = ("sample", "time", "true_east", "true_north", "pred_east", "pred_north")
+
+
+# --- inputs -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MethodPredictions:
+    """Test-set predictions of one method.
+
+    ``true`` and ``pred`` have shape (sample, 2) with columns east and north,
+    in the unit of the store's positions.
+    """
+
+    method: str
+    path: Path
+    true: np.ndarray
+    pred: np.ndarray
+
+
+@dataclass(frozen=True)
+class NodeLayout:
+    """Sensor nodes of one scene: ``names`` (sensor ids such as ``rs1``) and ``positions`` (node, 2), east and north."""
+
+    names: list[str]
+    positions: np.ndarray
+    unit: str
+
+
+def read_predictions(path: Path, scene: str | None = None) -> MethodPredictions:
+    """Read a run's ``predictions.csv`` and take the method name from the ``metrics.json`` beside it.
+
+    Raises:
+        FileNotFoundError: the CSV or its ``metrics.json`` is missing.
+        ValueError: a column is missing, or ``metrics.json`` names another scene than ``scene``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"predictions file {path} not found; run `spar finetune localization` to write it")
+    metrics_path = path.with_name("metrics.json")
+    if not metrics_path.exists():
+        raise FileNotFoundError(f"{metrics_path} not found; the method name of {path} is read from the metrics.json beside it")
+
+    try:
+        metrics = json.loads(metrics_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{metrics_path} is not valid JSON ({err}); rerun the fine-tuning step that wrote it") from err
+    method = metrics.get("method") if isinstance(metrics, dict) else None
+    if not isinstance(method, str) or not method:
+        raise ValueError(f"{metrics_path} has no \"method\" string; it is needed to label the predictions in {path}")
+    if scene is not None and "scene" in metrics and str(metrics["scene"]) != scene:
+        raise ValueError(f"{metrics_path} is from scene {metrics['scene']!r}, but the figure is for scene {scene!r}; pass runs of that scene")
+
+    table = pd.read_csv(path)
+    missing = [column for column in PREDICTION_COLUMNS if column not in table.columns]
+    if missing:
+        raise ValueError(f"predictions file {path} lacks the columns {missing}; it has {list(table.columns)}")
+    true = table[["true_east", "true_north"]].to_numpy(dtype=float)
+    pred = table[["pred_east", "pred_north"]].to_numpy(dtype=float)
+    return MethodPredictions(method=method, path=path, true=true, pred=pred)
+
+
+def read_node_layout(store: Path, scene: str) -> NodeLayout:
+    """Read the east and north positions of the nodes of ``scene`` from the tensor store.
+
+    Nodes are static within a scene, so each node takes its position from the
+    first window of the scene in which its slot is filled (``node_id`` >= 0).
+    A node that moves by more than 1e-3 units between windows is logged.
+
+    Raises:
+        ValueError: the store has no samples whose ``group`` is ``scene``, or none of them has a node.
+    """
+    ds = open_store(store)
+    # the store's strings may come back as numpy StringDType, which does not cast to '<U'
+    groups = np.array([str(g) for g in ds["group"].values.tolist()], dtype=object)
+    in_scene = np.flatnonzero(groups == scene)
+    if in_scene.size == 0:
+        raise ValueError(f"tensor store {store} has no samples of scene {scene!r}; its groups are {sorted(set(groups))}")
+
+    node_id = ds["node_id"].values[in_scene]
+    position = ds["position"].values[in_scene][..., :2].astype(float)
+    node_name = [str(name) for name in ds["node_name"].values.tolist()]
+    unit = str(ds.attrs["position_unit"])
+
+    ids = []
+    positions = []
+    for global_id in np.unique(node_id[node_id >= 0]):
+        rows, slots = np.nonzero(node_id == global_id)
+        track = position[rows, slots]
+        if np.nanmax(np.abs(track - track[0])) > 1e-3:
+            log.warning("node %s moves within scene %s; plotting its first position", node_name[global_id], scene)
+        ids.append(int(global_id))
+        positions.append(track[0])
+    if not ids:
+        raise ValueError(f"tensor store {store} has no filled node slot (node_id >= 0) in scene {scene!r}")
+
+    # "h24/rs1" -> "rs1": the scene is in the figure title already
+    names = [node_name[i].split("/", 1)[-1] for i in ids]
+    return NodeLayout(names=names, positions=np.asarray(positions), unit=unit)
+
+
+# --- Figure 3 ------------------------------------------------------------------------------------------
+
+
+def _common_limits(runs: list[MethodPredictions], layout: NodeLayout) -> tuple[tuple[float, float], tuple[float, float]]:
+    points = np.concatenate([layout.positions] + [run.true for run in runs] + [run.pred for run in runs])
+    low = points.min(axis=0)
+    high = points.max(axis=0)
+    margin = 0.05 * max(float((high - low).max()), 1.0)
+    return (low[0] - margin, high[0] + margin), (low[1] - margin, high[1] + margin)
+
+
+def plot_fig3(prediction_paths: list[Path], store: Path, out: Path, scene: str) -> None:
+    """Draw Figure 3: single-vehicle location predictions against ground truth, one panel per method.
+
+    Each panel shows the true positions (gray), the predictions (colored), a
+    thin line from each true position to its prediction, and the sensor nodes
+    as labeled triangles. All panels share the same axis limits and an equal
+    aspect ratio, and the title gives the method and its mean distance error.
+
+    Args:
+        prediction_paths: ``predictions.csv`` of one run per method (seed 0,
+            all labels); the method name comes from the ``metrics.json``
+            beside each file.
+        store: tensor store of the dataset, for the node positions.
+        out: image path; the format follows its suffix (``.png`` by default).
+        scene: group name of the scene in the store, such as ``h24``.
+    """
+    out = Path(out)
+    if not prediction_paths:
+        raise ValueError("no predictions files given; pass one predictions.csv per method")
+
+    runs = [read_predictions(path, scene=scene) for path in prediction_paths]
+    seen: dict[str, Path] = {}
+    for run in runs:
+        if run.method in seen:
+            raise ValueError(f"method {run.method!r} has two predictions files, {seen[run.method]} and {run.path}; pass one per method")
+        seen[run.method] = run.path
+    layout = read_node_layout(store, scene)
+
+    # one panel per method, at most three per row
+    n_cols = min(len(runs), 3)
+    n_rows = -(-len(runs) // n_cols)
+    fig = Figure(figsize=(4.2 * n_cols, 4.2 * n_rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
+    xlim, ylim = _common_limits(runs, layout)
+    colors = [f"C{i % 10}" for i in range(len(runs))]
+
+    for ax, run, color in zip(axes, runs, colors):
+        try:
+            errors = localization_errors(run.pred, run.true)
+        except ValueError as err:
+            raise ValueError(f"predictions file {run.path}: {err}") from err
+
+        pairs = np.stack([run.true, run.pred], axis=1)
+        ax.add_collection(LineCollection(pairs, colors=color, linewidths=0.5, alpha=0.4, zorder=1))
+        ax.scatter(run.true[:, 0], run.true[:, 1], s=10, c="0.55", label="ground truth", zorder=2)
+        ax.scatter(run.pred[:, 0], run.pred[:, 1], s=10, c=color, label="prediction", zorder=3)
+        ax.scatter(layout.positions[:, 0], layout.positions[:, 1], s=70, marker="^", c="black", label="sensor node", zorder=4)
+        for name, (east, north) in zip(layout.names, layout.positions):
+            ax.annotate(name, (east, north), xytext=(4, 4), textcoords="offset points", fontsize=8)
+
+        ax.set_xlim(*xlim)
+        ax.set_ylim(*ylim)
+        ax.set_aspect("equal", adjustable="box")
+        ax.set_xlabel(f"east ({layout.unit})")
+        ax.set_ylabel(f"north ({layout.unit})")
+        ax.set_title(f"{run.method}: mean distance {errors['distance']:.2f} {layout.unit}", fontsize=10)
+        ax.grid(True, linewidth=0.3)
+        log.info("fig3 %s: %d predictions from %s, mean distance %.2f %s", run.method, len(run.true), run.path, errors["distance"], layout.unit)
+
+    for ax in axes[len(runs):]:
+        ax.set_visible(False)
+    axes[0].legend(loc="best", fontsize=7)
+    fig.suptitle(f"Single-vehicle localization, scene {scene}")
+
+    with atomic_path(out, suffix=out.suffix or ".png") as tmp:
+        fig.savefig(tmp, dpi=150)
+    log.info("wrote %s: %d methods, %d nodes", out, len(runs), len(layout.names))

@@ -1,0 +1,147 @@
+"""Task heads on frozen embeddings: training, testing and per-run outputs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from spar.config import get
+from spar.eval.metrics import localization_errors
+from spar.files import atomic_path, write_json
+from spar.models.heads import TransformerHead
+from spar.train.pretrain import seed_everything
+from spar.train.schedule import warmup_cosine
+
+log = logging.getLogger(__name__)
+
+
+def load_embeddings(path: Path) -> dict:
+    """Read an embeddings .npz written by ``spar embed``; ``meta`` comes back as a dict."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"embeddings {path} not found; run `spar embed` first")
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["meta"] = json.loads(str(arrays["meta"]))
+    return arrays
+
+
+def pool_token_groups(tokens: np.ndarray, valid: np.ndarray, group: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Average the valid tokens of each (modality, node) group.
+
+    The encoder is frozen, so this runs once before head training and the head
+    attends over node tokens instead of every spectrogram patch.
+
+    Args:
+        tokens: (S, L, D); valid: (S, L) bool; group: (L,) group index of each token.
+
+    Returns:
+        (S, G, D) float32 group tokens and (S, G) bool, False for groups without valid tokens.
+    """
+    n_groups = int(group.max()) + 1
+    one_hot = torch.nn.functional.one_hot(torch.from_numpy(group).long(), n_groups).float()  # (L, G)
+    weight = torch.from_numpy(valid).float()  # (S, L)
+    counts = weight @ one_hot  # (S, G)
+    sums = torch.einsum("sl,lg,sld->sgd", weight, one_hot, torch.from_numpy(tokens.astype(np.float32)))
+    return sums / counts.clamp(min=1.0).unsqueeze(-1), counts > 0
+
+
+def labeled_subset(candidates: np.ndarray, label_ratio: float, seed: int) -> np.ndarray:
+    """Pick ``round(label_ratio * len(candidates))`` of the candidate indices (at least 1), reproducibly per seed."""
+    if not 0.0 < label_ratio <= 1.0:
+        raise ValueError(f"label ratio must be in (0, 1]; got {label_ratio}")
+    count = max(1, int(round(label_ratio * len(candidates))))
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.permutation(candidates)[:count])
+
+
+def train_head(head: torch.nn.Module, tokens: torch.Tensor, valid: torch.Tensor, target: torch.Tensor,
+               loss_fn, settings: dict, generator: torch.Generator) -> list[float]:
+    """Train ``head`` with AdamW and a warm-up cosine schedule; returns the mean loss of each epoch."""
+    epochs, batch_size, lr = int(settings["epochs"]), int(settings["batch_size"]), float(settings["lr"])
+    optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=float(settings["weight_decay"]))
+    n = tokens.shape[0]
+    steps_per_epoch = -(-n // batch_size)
+    total = epochs * steps_per_epoch
+    losses = []
+    head.train()
+    for epoch in range(epochs):
+        order = torch.randperm(n, generator=generator)
+        epoch_loss = 0.0
+        for i, start in enumerate(range(0, n, batch_size)):
+            idx = order[start : start + batch_size]
+            for group in optimizer.param_groups:
+                group["lr"] = warmup_cosine(epoch * steps_per_epoch + i, total, steps_per_epoch, lr)
+            loss = loss_fn(head(tokens[idx], valid[idx]), target[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            epoch_loss += float(loss.detach()) * len(idx)
+        losses.append(epoch_loss / n)
+    head.eval()
+    return losses
+
+
+def finetune_localization(embeddings: Path, out_dir: Path, label_ratio: float, seed: int, tree: dict) -> None:
+    """Train a transformer regression head on the training windows with a target; test on the test windows.
+
+    Writes ``metrics.json`` (MSE in unit^2 as the mean squared Euclidean error,
+    mean distance error) and ``predictions.csv`` into ``out_dir``.
+    """
+    settings = get(tree, "finetune.localization")
+    torch.set_num_threads(int(get(tree, "pretrain.threads", 1)))
+    arrays = load_embeddings(embeddings)
+    meta = arrays["meta"]
+    target = arrays["target"].astype(np.float32)
+    has_target = np.isfinite(target).all(axis=1)
+    train_pool = np.flatnonzero((arrays["split"] == "train") & has_target)
+    test = np.flatnonzero((arrays["split"] == "test") & has_target)
+    if train_pool.size == 0 or test.size == 0:
+        raise ValueError(f"{embeddings}: {train_pool.size} training and {test.size} test windows with a target; both must be > 0")
+    train = labeled_subset(train_pool, label_ratio, seed)
+    log.info("fine-tuning localization on %s (%s seed %d): %d of %d labeled training windows, %d test windows",
+             embeddings, meta["method"], meta["seed"], train.size, train_pool.size, test.size)
+
+    generator = seed_everything(seed)
+    tokens, valid = pool_token_groups(arrays["tokens"], arrays["valid"], arrays["token_group"])
+    mean, std = target[train].mean(axis=0), target[train].std(axis=0) + 1e-6
+    scaled = torch.from_numpy((target - mean) / std)
+
+    head = TransformerHead(tokens.shape[-1], target.shape[1], layers=int(settings["head_layers"]),
+                           heads=int(get(tree, "model.heads")), mlp_ratio=float(get(tree, "model.mlp_ratio")))
+    losses = train_head(head, tokens[train], valid[train], scaled[train], torch.nn.functional.mse_loss, settings, generator)
+
+    with torch.no_grad():
+        pred = head(tokens[test], valid[test]).numpy() * std + mean
+    errors = localization_errors(pred, target[test])
+    unit = meta.get("position_unit") or "m"
+    metrics = {
+        "task": "localization",
+        "method": meta["method"],
+        "seed": seed,
+        "pretrain_seed": meta["seed"],
+        "label_ratio": label_ratio,
+        "scene": meta["group"],
+        f"mse_{unit}2": errors["mse"],
+        f"distance_{unit}": errors["distance"],
+        "n_train": int(train.size),
+        "n_test": int(test.size),
+        "final_train_loss": losses[-1],
+    }
+    out_dir = Path(out_dir)
+    write_json(out_dir / "metrics.json", metrics)
+    frame = pd.DataFrame({
+        "sample": arrays["sample"][test],
+        "time": pd.to_datetime(arrays["time"][test]).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "true_east": target[test, 0], "true_north": target[test, 1],
+        "pred_east": pred[:, 0], "pred_north": pred[:, 1],
+    })
+    with atomic_path(out_dir / "predictions.csv", suffix=".csv") as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.3f")
+    log.info("%s seed %d, %.0f%% labels (%d windows): test MSE %.2f %s^2, mean distance %.2f %s on %d windows",
+             meta["method"], seed, 100 * label_ratio, train.size, errors["mse"], unit, errors["distance"], unit, test.size)

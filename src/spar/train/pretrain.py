@@ -1,0 +1,155 @@
+"""Self-supervised pretraining of one method on one tensor store, with resumable checkpoints."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from spar.config import get
+from spar.data.windows import WindowData
+from spar.files import write_json
+from spar.models.registry import METHODS, model_config_for
+from spar.models.spar import SparModel
+from spar.train import checkpoint
+from spar.train.device import claim_device
+from spar.train.schedule import warmup_cosine
+
+log = logging.getLogger(__name__)
+
+
+def pretrain_settings(tree: dict, dataset: str, method: str) -> dict:
+    """Merge the ``pretrain`` section with ``datasets.<dataset>.pretrain`` and the method's fixed settings."""
+    settings = dict(get(tree, "pretrain"))
+    settings.update(get(tree, f"datasets.{dataset}.pretrain", {}) or {})
+    settings.update(METHODS[method].pretrain_overrides if method in METHODS else {})
+    return settings
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed torch and numpy; return a torch generator for shuffling, masking and augmentation."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
+
+
+def _autocast(device: str):
+    """bf16 autocast on CUDA; full precision on CPU."""
+    if device.startswith("cuda"):
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def pretrain(store: Path, out: Path, method: str, seed: int, tree: dict, dataset: str) -> None:
+    """Pretrain ``method`` on the training windows of ``store``; write ``out`` (model.pt) and history.json beside it.
+
+    A resume checkpoint (``resume.pt`` beside ``out``) is written every
+    ``checkpoint_every`` epochs; a rerun with the same settings continues from it.
+    """
+    out = Path(out)
+    model_cfg = model_config_for(method, get(tree, "model"))
+    settings = pretrain_settings(tree, dataset, method)
+    mask_ratio = float(get(tree, "mask_ratio"))
+    patch = get(tree, f"datasets.{dataset}.patch")
+    identity = json.dumps({"method": method, "seed": seed, "mask_ratio": mask_ratio, "model": model_cfg.__dict__,
+                           "settings": settings, "patch": patch, "store": str(store)}, sort_keys=True, default=str)
+    run_hash = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    resume_path = out.with_name("resume.pt")
+
+    torch.set_num_threads(int(settings.get("threads", 1)))
+    with claim_device(Path(get(tree, "gpu.lock_dir"))) as claim:
+        device = claim.device
+        generator = seed_everything(seed)
+        data = WindowData.from_store(store, split="train")
+        shape = data.data_shape(patch)
+        model = SparModel(model_cfg, shape).to(device)
+        decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "structural_position" not in n]
+        no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "structural_position" in n]
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": float(settings["weight_decay"])}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=float(settings["lr"]),
+            betas=tuple(settings["betas"]),
+        )
+        epochs = int(settings["epochs"])
+        batch_size = int(settings["batch_size"])
+        steps_per_epoch = -(-len(data) // batch_size)
+        total_steps = epochs * steps_per_epoch
+        warmup_steps = int(settings["warmup_epochs"]) * steps_per_epoch
+
+        history: list[dict] = []
+        start_epoch = 0
+        if resume_path.exists():
+            state = torch.load(resume_path, map_location=device, weights_only=False)
+            if state.get("run_hash") == run_hash:
+                model.load_state_dict(state["state_dict"])
+                optimizer.load_state_dict(state["optimizer"])
+                generator.set_state(state["generator"])
+                history, start_epoch = state["history"], state["epoch"]
+                log.info("resuming %s from epoch %d of %d (%s)", out, start_epoch, epochs, resume_path)
+            else:
+                log.warning("%s was written with other settings; starting from scratch", resume_path)
+
+        log.info("pretraining %s seed %d on %d windows, %d epochs of %d steps, mask ratio %.2f, device %s",
+                 method, seed, len(data), epochs, steps_per_epoch, mask_ratio, device)
+        started = time.perf_counter()
+        # the bar shows on a terminal; job logs get one line per tenth of the run instead
+        progress = tqdm(range(start_epoch, epochs), desc=f"pretrain {method} seed {seed}", unit="epoch",
+                        initial=start_epoch, total=epochs, disable=None)
+        log_every = max(1, epochs // 10)
+        for epoch in progress:
+            model.train()
+            sums: dict[str, float] = {}
+            n_batches = 0
+            for i, batch in enumerate(data.batches(batch_size, shuffle=True, generator=generator, device=device)):
+                for group in optimizer.param_groups:
+                    group["lr"] = warmup_cosine(epoch * steps_per_epoch + i, total_steps, warmup_steps, float(settings["lr"]))
+                with _autocast(device):
+                    losses = model(batch, mask_ratio, generator=generator if device == "cpu" else None)
+                if not torch.isfinite(losses["loss"]):
+                    raise FloatingPointError(f"pretraining loss became {losses['loss'].item()} at epoch {epoch}, step {i}; lower pretrain.lr")
+                optimizer.zero_grad(set_to_none=True)
+                losses["loss"].backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach())
+                n_batches += 1
+            history.append({"epoch": epoch + 1, **{k: v / n_batches for k, v in sums.items()}})
+            progress.set_postfix(loss=f"{history[-1]['loss']:.4f}")
+            if (epoch + 1) % log_every == 0:
+                log.info("epoch %d/%d: loss %.4f", epoch + 1, epochs, history[-1]["loss"])
+
+            if (epoch + 1) % int(settings["checkpoint_every"]) == 0 and epoch + 1 < epochs:
+                checkpoint.save(resume_path, {
+                    "run_hash": run_hash, "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "generator": generator.get_state(), "history": history, "epoch": epoch + 1,
+                })
+
+        elapsed = time.perf_counter() - started
+        checkpoint.save(out, {
+            "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+            "config": model.config_dict(),
+            "method": method,
+            "seed": seed,
+            "dataset": dataset,
+            "mask_ratio": mask_ratio,
+            "pretrain": settings,
+            "history": history,
+            "store": str(store),
+            "store_raw_hash": data.attrs.get("raw_hash"),
+            "device": device,
+        })
+        write_json(out.with_name("history.json"), {"method": method, "seed": seed, "device": device,
+                                                   "seconds": round(elapsed, 2), "epochs": history})
+        resume_path.unlink(missing_ok=True)
+        final = f"final loss {history[-1]['loss']:.4f}" if history else "no pretraining epochs (random weights)"
+        log.info("pretrained %s seed %d: %s in %.1f s; wrote %s", method, seed, final, elapsed, out)
