@@ -1,0 +1,89 @@
+"""The Snakemake workflow end to end on a tiny configuration, in a copy of the repository files."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_params() -> dict:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["seeds"] = [0, 1]
+    params["synth"]["m3nvc"].update(scenes=["h24", "s31"], train_run_s=8, test_run_s=6)
+    params["pretrain"].update(epochs=2, batch_size=8, warmup_epochs=1, checkpoint_every=1)
+    params["datasets"]["coal_node"]["pretrain"].update(epochs=3, warmup_epochs=1, checkpoint_every=1)
+    params["finetune"]["localization"].update(epochs=3, label_ratios=[1.0, 0.5])
+    params["model"].update(dim=32, decoder_dim=16, modality_layers=1)
+    return params
+
+
+def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", *args],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=900,
+    )
+
+
+@pytest.fixture(scope="module")
+def workflow_dir(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("workflow")
+    shutil.copy(REPO / "Snakefile", workdir)
+    shutil.copytree(REPO / "workflow", workdir / "workflow")
+    (workdir / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
+    return workdir
+
+
+@pytest.mark.slow
+def test_demo_target_builds_table1(workflow_dir):
+    result = run_snakemake(workflow_dir, "demo")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    table = pd.read_csv(workflow_dir / "results/table1.csv")
+    assert table["method"].tolist() == ["spar", "mae", "spar_untrained"]
+    assert (table["n_seeds@1.0"] == 2).all()
+    assert (table["distance_m_mean@0.5"] > 0).all()
+    assert (workflow_dir / "results/table1.md").read_text().startswith("# Table 1")
+    assert (workflow_dir / "results/figures/fig3.png").stat().st_size > 10_000
+    summary = json.loads((workflow_dir / "results/metrics/table1.json").read_text())
+    assert set(summary) == {"spar", "mae", "spar_untrained"}
+
+    # a second run finds nothing to do
+    again = run_snakemake(workflow_dir, "-n", "demo")
+    assert again.returncode == 0
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_changed_mask_ratio_reruns_pretraining(workflow_dir):
+    plan = run_snakemake(workflow_dir, "-n", "--config", "mask_ratio=0.5", "--", "results/table1.csv")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    out = plan.stdout + plan.stderr
+    assert "pretrain" in out and "Params have changed" in out
+
+
+@pytest.mark.slow
+def test_gpu_resources_plan(workflow_dir):
+    plan = run_snakemake(workflow_dir, "-n", "--cores", "8", "--resources", "gpu=2", "--", "results/table1.csv")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_coal_node_report_on_real_recordings(workflow_dir):
+    result = run_snakemake(workflow_dir, "results/real/coal_node/report.json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((workflow_dir / "results/real/coal_node/report.json").read_text())
+    assert len(report["ingested"]["events"]) == 5
+    assert len(report["ingested"]["stations"]) == 12
+    run = report["runs"][0]
+    assert len(run["loss_curve"]) == 3
+    assert run["embedding_shape"][0] == 5
+    assert run["embedding_finite"]
