@@ -1,10 +1,10 @@
 """Loading the pipeline parameters.
 
 Every command reads its settings from the same nested structure as
-``params.yaml``: either the file itself (``--params``, for running a step by
-hand) or a JSON string with the sections the step needs (``--config``, which
-is how the Snakemake rules pass settings, so that ``snakemake --config`` and
-``dvc exp run -S`` overrides reach the step and changes trigger reruns).
+``params.yaml``. By hand, a step reads the file itself (``--params``). The
+Snakemake rules pass a JSON string with the sections the step needs
+(``--config``), so overrides from ``snakemake --config`` and ``dvc exp run -S``
+reach the step, and a changed setting makes Snakemake rerun it.
 """
 
 from __future__ import annotations

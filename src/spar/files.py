@@ -1,7 +1,7 @@
 """Atomic writes: every output appears complete or not at all.
 
 A file is written next to its destination under a temporary name and renamed
-when complete; ``os.replace`` is atomic on POSIX file systems, so a crash or a
+when complete. ``os.replace`` is atomic on POSIX file systems, so a crash or a
 killed job never leaves a half-written file under the final name.
 """
 

@@ -23,6 +23,16 @@ def _as_points(values, name: str) -> np.ndarray:
     return points
 
 
+def _require_finite(points: np.ndarray, name: str, hint: str) -> None:
+    """Raise ValueError naming how many samples of ``points`` (sample, axis) are NaN or infinite."""
+    bad = ~np.isfinite(points).all(axis=1)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{name} has NaN or infinite values in {int(bad.sum())} of {points.shape[0]} samples (first: sample {first}); {hint}"
+        )
+
+
 def localization_errors(pred, true) -> dict[str, float]:
     """Compute the localization errors of point predictions.
 
@@ -46,20 +56,8 @@ def localization_errors(pred, true) -> dict[str, float]:
     if pred.shape[0] == 0:
         raise ValueError("no samples to score: pred and true are empty")
 
-    bad_true = ~np.isfinite(true).all(axis=1)
-    if bad_true.any():
-        first = int(np.flatnonzero(bad_true)[0])
-        raise ValueError(
-            f"true has NaN or infinite values in {int(bad_true.sum())} of {true.shape[0]} samples "
-            f"(first: sample {first}); drop samples without a location target before scoring"
-        )
-    bad_pred = ~np.isfinite(pred).all(axis=1)
-    if bad_pred.any():
-        first = int(np.flatnonzero(bad_pred)[0])
-        raise ValueError(
-            f"pred has NaN or infinite values in {int(bad_pred.sum())} of {pred.shape[0]} samples "
-            f"(first: sample {first}); the model diverged, so check the learning rate and the input normalisation"
-        )
+    _require_finite(true, "true", "drop samples without a location target before scoring")
+    _require_finite(pred, "pred", "the model diverged, so check the learning rate and the input normalisation")
 
     squared = ((pred - true) ** 2).sum(axis=1)
     return {"mse": float(squared.mean()), "distance": float(np.sqrt(squared).mean())}

@@ -2,9 +2,9 @@
 
 Each run is cut into non-overlapping windows of ``window_s`` seconds that are
 aligned across nodes (they start at the run's ``start_time``). Per window and
-node, each modality becomes a log-mel spectrogram; a node whose samples cover
-less than ``min_coverage`` of a window is marked absent (zeros, presence
-False). Node and vehicle coordinates go to a per-scene ENU frame in meters
+node, each modality becomes a log-mel spectrogram. A node whose samples cover
+less than ``min_coverage`` of a window is marked absent, with zeros and
+presence False. Node and vehicle coordinates go to a per-scene ENU frame in meters
 whose origin is the mean node position. The single-vehicle target is the GPS
 track interpolated to the window centre; every vehicle of the window is also
 listed in ``objects`` (class, east, north).
@@ -132,9 +132,14 @@ def _ingest_scene(scene: Scene, cfg: dict, node_offset: int, max_nodes: int, cou
                 objects[valid, count[valid], 1:] = xy[valid]
                 count[valid] += 1
                 counters["windows_without_gps"] += int((~valid).sum())
-        single = len(vehicles) == 1
-        label = np.full(n_windows, CLASS_NAMES.index(vehicles[0]) if single else (CLASS_NAMES.index(BACKGROUND) if not vehicles else -1))
-        target = objects[:, 0, 1:].copy() if single else np.full((n_windows, 2), np.nan, dtype=np.float32)
+        # a class label and a single-object target only where the run has at most one vehicle
+        if len(vehicles) == 1:
+            label_index = CLASS_NAMES.index(vehicles[0])
+            target = objects[:, 0, 1:].copy()
+        else:
+            label_index = CLASS_NAMES.index(BACKGROUND) if not vehicles else -1
+            target = np.full((n_windows, 2), np.nan, dtype=np.float32)
+        label = np.full(n_windows, label_index)
 
         parts["signals"].append(run_signals)
         parts["present"].append(run_present)
@@ -181,7 +186,7 @@ def ingest(raw_dir: Path, out: Path, cfg: dict) -> None:
     counters = {"missing_files": 0, "absent_geophone": 0, "absent_microphone": 0, "windows_without_gps": 0}
 
     per_scene, node_names, origins = [], [], {}
-    for scene in tqdm(scenes, desc="ingest m3nvc", unit="scene"):
+    for scene in tqdm(scenes, desc="ingest m3nvc", unit="scene", disable=None):
         per_scene.append(_ingest_scene(scene, cfg, len(node_names), max_nodes, counters))
         node_names += [f"{scene.name}/{sid}" for sid in scene.sensors["sensor_id"]]
         origins[scene.name] = per_scene[-1]["enu_origin"]

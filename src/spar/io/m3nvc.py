@@ -143,9 +143,9 @@ def read_scene(folder: Path) -> Scene:
 def read_signal_on_grid(path: Path, modality: str, start_s: float, n_samples: int, rate_hz: float, channels: list[str] | None = None) -> np.ndarray:
     """Place a node's samples onto the regular time grid of a run.
 
-    Sample i of the grid is at ``start_s + i / rate_hz``; each recorded sample
-    goes to the nearest grid index (duplicates: the last one wins), samples
-    outside the run are dropped, and grid points with no sample are NaN.
+    Sample i of the grid is at ``start_s + i / rate_hz``. Each recorded sample
+    goes to the nearest grid index, and of duplicates the last one wins.
+    Samples outside the run are dropped, and grid points with no sample are NaN.
 
     Returns:
         float32 array, shape (channel, n_samples): one row per entry of

@@ -67,7 +67,7 @@ class TransformerStack(nn.Module):
 
 
 def ensure_one_key(key_valid: torch.Tensor) -> torch.Tensor:
-    """Let rows with no valid key attend to their first token, so softmax never sees only -inf.
+    """Let rows with no valid key attend to their first token, so no softmax row is all -inf.
 
     Such rows belong to samples whose visible tokens are all missing; their
     outputs are excluded from every loss, and the missing signals are zeroed

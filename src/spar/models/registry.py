@@ -1,8 +1,8 @@
 """Pretraining methods by name: a table row is ``method=<name>`` in params.yaml.
 
-Every method shares the backbone of :class:`spar.models.spar.SparModel`; a
-method fixes some of its switches, and ablations of SPAR are the same
-switches set from params.yaml (``model:`` section).
+Every method shares the backbone of :class:`spar.models.spar.SparModel`. A
+method fixes some of its switches. Ablations of SPAR set the same switches
+from the ``model:`` section of params.yaml.
 """
 
 from __future__ import annotations

@@ -288,7 +288,7 @@ class SparModel(nn.Module):
         """Reconstruct signals and, with spatial reconstruction, positions of every token.
 
         Masked slots of the signal decoder carry the placement of the hidden
-        token (sp_embed + st_embed); masked slots of the spatial decoder carry
+        token (sp_embed + st_embed). Masked slots of the spatial decoder carry
         its signal and structure (sig_embed + st_embed).
         """
         signal_fill, spatial_fill = {}, {}
@@ -322,7 +322,7 @@ class SparModel(nn.Module):
         return losses
 
     def forward(self, batch: dict, mask_ratio: float, generator: torch.Generator | None = None) -> dict:
-        """One pretraining step's losses for a batch (see ``spar.data`` for the batch keys)."""
+        """Compute one pretraining step's losses for a batch (see ``spar.data.windows`` for the batch keys)."""
         tokens = self.prepare(batch, augment=self.training, generator=generator)
         batch_size = batch["node_id"].shape[0]
         device = batch["node_id"].device
@@ -335,7 +335,7 @@ class SparModel(nn.Module):
 
     @torch.no_grad()
     def encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Post-fusion embeddings of every token, for frozen-encoder fine-tuning.
+        """Compute the post-fusion embeddings of every token, for frozen-encoder fine-tuning.
 
         Returns:
             tokens (B, sum_k L_k, D) in modality order ``self.modalities``, and
@@ -350,7 +350,7 @@ class SparModel(nn.Module):
     def token_groups(self) -> torch.Tensor:
         """Return the (modality, node slot) group of each token of :meth:`encode`, shape (sum_k L_k,).
 
-        Group ``k * N + n`` holds the tokens of node slot ``n`` in modality ``k``.
+        Group ``k * N + n`` contains the tokens of node slot ``n`` in modality ``k``.
         """
         groups = []
         for k, m in enumerate(self.modalities):

@@ -1072,7 +1072,7 @@ def synthesize(out_dir: Path, cfg: dict) -> None:
     log.info("synthesizing %d M3N-VC scenes (%d runs) into %s", len(settings.scenes), len(runs), out_dir)
 
     totals = {"files": 0, "samples": 0}
-    with logging_redirect_tqdm(), tqdm(total=len(runs), unit="run", desc="synth m3nvc") as progress:
+    with logging_redirect_tqdm(), tqdm(total=len(runs), unit="run", desc="synth m3nvc", disable=None) as progress:
         for scene in settings.scenes:
             scene_runs = [r for r in runs if r.scene == scene]
             with atomic_path(out_dir / scene) as tmp:

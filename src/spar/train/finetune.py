@@ -14,6 +14,7 @@ from spar.config import get
 from spar.eval.metrics import localization_errors
 from spar.files import atomic_path, write_json
 from spar.models.heads import TransformerHead
+from spar.train.device import claim_device
 from spar.train.pretrain import seed_everything
 from spar.train.schedule import warmup_cosine
 
@@ -71,7 +72,7 @@ def train_head(head: torch.nn.Module, tokens: torch.Tensor, valid: torch.Tensor,
     losses = []
     head.train()
     for epoch in range(epochs):
-        order = torch.randperm(n, generator=generator)
+        order = torch.randperm(n, generator=generator).to(tokens.device)
         epoch_loss = 0.0
         for i, start in enumerate(range(0, n, batch_size)):
             idx = order[start : start + batch_size]
@@ -112,12 +113,14 @@ def finetune_localization(embeddings: Path, out_dir: Path, label_ratio: float, s
     mean, std = target[train].mean(axis=0), target[train].std(axis=0) + 1e-6
     scaled = torch.from_numpy((target - mean) / std)
 
-    head = TransformerHead(tokens.shape[-1], target.shape[1], layers=int(settings["head_layers"]),
-                           heads=int(get(tree, "model.heads")), mlp_ratio=float(get(tree, "model.mlp_ratio")))
-    losses = train_head(head, tokens[train], valid[train], scaled[train], torch.nn.functional.mse_loss, settings, generator)
-
-    with torch.no_grad():
-        pred = head(tokens[test], valid[test]).numpy() * std + mean
+    with claim_device(Path(get(tree, "gpu.lock_dir"))) as claim:
+        head = TransformerHead(tokens.shape[-1], target.shape[1], layers=int(settings["head_layers"]),
+                               heads=int(get(tree, "model.heads")), mlp_ratio=float(get(tree, "model.mlp_ratio")))
+        head.to(claim.device)
+        tokens, valid, scaled = tokens.to(claim.device), valid.to(claim.device), scaled.to(claim.device)
+        losses = train_head(head, tokens[train], valid[train], scaled[train], torch.nn.functional.mse_loss, settings, generator)
+        with torch.no_grad():
+            pred = head(tokens[test], valid[test]).float().cpu().numpy() * std + mean
     errors = localization_errors(pred, target[test])
     unit = meta.get("position_unit") or "m"
     metrics = {
