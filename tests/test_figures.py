@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from spar.eval.figures import plot_fig3, read_node_layout
+from spar.eval.figures import _common_limits, panel_height_in, plot_fig3, read_node_layout, read_predictions
 from spar.features.store import build_dataset, write_store
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -80,8 +80,12 @@ def test_fig3_writes_png(tmp_path, store):
     data = out.read_bytes()
     assert data.startswith(PNG_SIGNATURE)
     assert len(data) > 10_000
-    # two panels of 4.2 x 4.2 inches at 150 dpi
-    assert imread(out).shape[:2] == (630, 1260)
+    # two panels 4.2 inches wide at 150 dpi; the height follows the data's aspect ratio
+    height, width = imread(out).shape[:2]
+    assert width == 1260
+    xlim, ylim = _common_limits([read_predictions(p) for p in paths], read_node_layout(store, "h24"))
+    aspect = (ylim[1] - ylim[0]) / (xlim[1] - xlim[0])
+    assert height == round(150 * (panel_height_in(aspect) + 0.8))
     assert [p.name for p in out.parent.iterdir()] == ["fig3.png"]
 
 

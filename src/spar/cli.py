@@ -12,6 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
+from spar import __version__
 from spar import config as config_mod
 
 log = logging.getLogger("spar")
@@ -98,8 +99,9 @@ def cmd_report_coal_node(args) -> None:
 def cmd_methods(args) -> None:
     from spar.models.registry import METHODS
 
+    width = max(len(name) for name in METHODS)
     for name, spec in METHODS.items():
-        sys.stdout.write(f"{name:10s} {spec.description}\n")
+        sys.stdout.write(f"{name:<{width}}  {spec.family:<22}  {spec.description}\n")
 
 
 # --- parser -----------------------------------------------------------------------------
@@ -108,6 +110,7 @@ def cmd_methods(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spar", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--version", action="version", version=f"spar {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     synth = commands.add_parser("synth", help="write simulated raw data in a real dataset's release format")
@@ -124,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="Zarr store to write")
     _add_config_args(p)
     p.set_defaults(func=cmd_ingest_m3nvc)
-    p = ingest_kinds.add_parser("coal-node", help="opsdata-coal-node recordings (miniSEED, StationXML, QuakeML)")
+    p = ingest_kinds.add_parser("coal-node", aliases=["coal_node"], help="opsdata-coal-node recordings (miniSEED, StationXML, QuakeML)")
     p.add_argument("--raw", type=Path, default=None, help="dataset folder (default: the installed opsdata-coal-node package)")
     p.add_argument("--out", type=Path, required=True, help="Zarr store to write")
     _add_config_args(p)
@@ -178,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="summarise a run on real recordings")
     report_kinds = report.add_subparsers(dest="dataset", required=True)
-    p = report_kinds.add_parser("coal-node", help="what was ingested, the loss curve and embedding shapes")
+    p = report_kinds.add_parser("coal-node", aliases=["coal_node"], help="what was ingested, the loss curve and embedding shapes")
     p.add_argument("--store", type=Path, required=True)
     p.add_argument("--checkpoints", type=Path, nargs="+", required=True)
     p.add_argument("--out", type=Path, required=True)

@@ -2,6 +2,17 @@
 
 import json
 
+from snakemake.utils import validate
+
+from spar.models.registry import METHODS
+
+
+# stop before planning any job when a key is misspelled or a value is out of range
+validate(config, "../schemas/params.schema.yaml")
+_unknown_methods = sorted(set(config["methods"]) - set(METHODS))
+if _unknown_methods:
+    raise ValueError(f"params.yaml: unknown methods {_unknown_methods}; registered methods are {sorted(METHODS)}")
+
 
 wildcard_constraints:
     dataset="[a-z0-9_]+",
@@ -22,14 +33,22 @@ def sections(*keys):
 
 
 def pretrain_config(wildcards):
-    """Settings one pretraining job reads: only its own dataset's tokenisation and overrides."""
-    return to_json({
-        "mask_ratio": config["mask_ratio"],
+    """Settings one pretraining job reads: only its own dataset's tokenisation and overrides.
+
+    A method that is not pretrained (0 epochs) reads no optimisation setting,
+    so a new mask ratio or learning rate does not rerun it.
+    """
+    tree = {
         "model": config["model"],
-        "pretrain": config["pretrain"],
         "gpu": config["gpu"],
         "datasets": {wildcards.dataset: config["datasets"][wildcards.dataset]},
-    })
+    }
+    if METHODS[wildcards.method].pretrain_overrides.get("epochs") == 0:
+        tree["pretrain"] = {"threads": config["pretrain"]["threads"]}
+    else:
+        tree["mask_ratio"] = config["mask_ratio"]
+        tree["pretrain"] = config["pretrain"]
+    return to_json(tree)
 
 
 def dataset_seeds(dataset):

@@ -42,6 +42,8 @@ class MethodPredictions:
     path: Path
     true: np.ndarray
     pred: np.ndarray
+    seed: int | None = None
+    label_ratio: float | None = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ def read_predictions(path: Path, scene: str | None = None) -> MethodPredictions:
         raise ValueError(f"predictions file {path} lacks the columns {missing}; it has {list(table.columns)}")
     true = table[["true_east", "true_north"]].to_numpy(dtype=float)
     pred = table[["pred_east", "pred_north"]].to_numpy(dtype=float)
-    return MethodPredictions(method=method, path=path, true=true, pred=pred)
+    return MethodPredictions(method=method, path=path, true=true, pred=pred,
+                             seed=metrics.get("seed"), label_ratio=metrics.get("label_ratio"))
 
 
 def read_node_layout(store: Path, scene: str) -> NodeLayout:
@@ -136,6 +139,26 @@ def _common_limits(runs: list[MethodPredictions], layout: NodeLayout) -> tuple[t
     return (low[0] - margin, high[0] + margin), (low[1] - margin, high[1] + margin)
 
 
+PANEL_WIDTH_IN = 4.2
+
+
+def panel_height_in(aspect: float) -> float:
+    """Return the height of one panel in inches for data of the given height/width ratio, axis labels included."""
+    return 3.4 * aspect + 0.9
+
+
+def _run_description(runs: list[MethodPredictions]) -> str:
+    """Describe the seed and label ratio the runs share, such as 'seed 0, 100% of the training labels'."""
+    seeds = {run.seed for run in runs}
+    ratios = {run.label_ratio for run in runs}
+    parts = []
+    if len(seeds) == 1 and None not in seeds:
+        parts.append(f"seed {seeds.pop()}")
+    if len(ratios) == 1 and None not in ratios:
+        parts.append(f"{100 * ratios.pop():.0f}% of the training labels")
+    return ", ".join(parts) or "one run per method"
+
+
 def plot_fig3(prediction_paths: list[Path], store: Path, out: Path, scene: str) -> None:
     """Draw Figure 3: single-vehicle location predictions against ground truth, one panel per method.
 
@@ -164,13 +187,14 @@ def plot_fig3(prediction_paths: list[Path], store: Path, out: Path, scene: str) 
         seen[run.method] = run.path
     layout = read_node_layout(store, scene)
 
-    # one panel per method, at most three per row
+    # one panel per method, at most three per row, each panel as tall as the data's aspect needs
     n_cols = min(len(runs), 3)
     n_rows = -(-len(runs) // n_cols)
-    fig = Figure(figsize=(4.2 * n_cols, 4.2 * n_rows), layout="constrained")
+    xlim, ylim = _common_limits(runs, layout)
+    aspect = (ylim[1] - ylim[0]) / (xlim[1] - xlim[0])
+    fig = Figure(figsize=(PANEL_WIDTH_IN * n_cols, panel_height_in(aspect) * n_rows + 0.8), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
-    xlim, ylim = _common_limits(runs, layout)
     colors = [f"C{i % 10}" for i in range(len(runs))]
 
     for ax, run, color in zip(axes, runs, colors):
@@ -198,8 +222,9 @@ def plot_fig3(prediction_paths: list[Path], store: Path, out: Path, scene: str) 
 
     for ax in axes[len(runs):]:
         ax.set_visible(False)
-    axes[0].legend(loc="best", fontsize=7)
-    fig.suptitle(f"Single-vehicle localization, scene {scene}")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
+    fig.suptitle(f"Single-vehicle localization, scene {scene}: test windows, {_run_description(runs)}", fontsize=11)
 
     with atomic_path(out, suffix=out.suffix or ".png") as tmp:
         fig.savefig(tmp, dpi=150)

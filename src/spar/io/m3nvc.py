@@ -95,6 +95,8 @@ def find_scenes(raw_dir: Path) -> list[Path]:
     if not raw_dir.is_dir():
         raise LayoutError(f"{raw_dir} is not a folder; pass the folder that holds one subfolder per scene")
     scenes = sorted(p.parent for p in raw_dir.glob("*/run_ids.parquet"))
+    if not scenes and (raw_dir / "run_ids.parquet").exists():
+        raise LayoutError(f"{raw_dir} is one scene folder; pass its parent folder, {raw_dir.parent}, which holds one subfolder per scene")
     if not scenes:
         raise LayoutError(
             f"{raw_dir} does not follow the M3N-VC layout: expected <scene>/run_ids.parquet, "

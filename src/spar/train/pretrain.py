@@ -49,16 +49,90 @@ def _autocast(device: str):
     return contextlib.nullcontext()
 
 
+def _optimizer(model: SparModel, settings: dict) -> torch.optim.Optimizer:
+    """AdamW with weight decay on matrices only; biases, norms and structural positions are not decayed."""
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "structural_position" not in n]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "structural_position" in n]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": float(settings["weight_decay"])}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=float(settings["lr"]),
+        betas=tuple(settings["betas"]),
+    )
+
+
+def _train_epoch(model, data, optimizer, settings, mask_ratio, generator, device, epoch, total_steps) -> dict:
+    """Run one epoch of masked pretraining; returns the epoch's mean of every loss term."""
+    batch_size = int(settings["batch_size"])
+    steps_per_epoch = -(-len(data) // batch_size)
+    warmup_steps = int(settings["warmup_epochs"]) * steps_per_epoch
+    model.train()
+    sums: dict[str, float] = {}
+    n_batches = 0
+    for i, batch in enumerate(data.batches(batch_size, shuffle=True, generator=generator, device=device)):
+        for group in optimizer.param_groups:
+            group["lr"] = warmup_cosine(epoch * steps_per_epoch + i, total_steps, warmup_steps, float(settings["lr"]))
+        with _autocast(device):
+            losses = model(batch, mask_ratio, generator=generator if device == "cpu" else None)
+        if not torch.isfinite(losses["loss"]):
+            raise FloatingPointError(f"pretraining loss became {losses['loss'].item()} at epoch {epoch}, step {i}; lower pretrain.lr")
+        optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        for k, v in losses.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach())
+        n_batches += 1
+    return {k: v / n_batches for k, v in sums.items()}
+
+
+def _train(model, data, settings, mask_ratio, generator, device, resume_path: Path, run_hash: str, label: str) -> list[dict]:
+    """Pretrain ``model`` for ``settings['epochs']`` epochs, resuming from ``resume_path`` when it matches ``run_hash``."""
+    optimizer = _optimizer(model, settings)
+    epochs = int(settings["epochs"])
+    total_steps = epochs * -(-len(data) // int(settings["batch_size"]))
+
+    history: list[dict] = []
+    start_epoch = 0
+    if resume_path.exists():
+        state = torch.load(resume_path, map_location=device, weights_only=False)
+        if state.get("run_hash") == run_hash:
+            model.load_state_dict(state["state_dict"])
+            optimizer.load_state_dict(state["optimizer"])
+            generator.set_state(state["generator"])
+            history, start_epoch = state["history"], state["epoch"]
+            log.info("resuming from epoch %d of %d (%s)", start_epoch, epochs, resume_path)
+        else:
+            log.warning("%s was written with other settings; starting from scratch", resume_path)
+
+    # the bar shows on a terminal; job logs get one line per tenth of the run instead
+    progress = tqdm(range(start_epoch, epochs), desc=f"pretrain {label}", unit="epoch", initial=start_epoch, total=epochs, disable=None)
+    log_every = max(1, epochs // 10)
+    for epoch in progress:
+        history.append({"epoch": epoch + 1, **_train_epoch(model, data, optimizer, settings, mask_ratio, generator, device, epoch, total_steps)})
+        progress.set_postfix(loss=f"{history[-1]['loss']:.4f}")
+        if (epoch + 1) % log_every == 0:
+            log.info("epoch %d/%d: loss %.4f", epoch + 1, epochs, history[-1]["loss"])
+        if (epoch + 1) % int(settings["checkpoint_every"]) == 0 and epoch + 1 < epochs:
+            checkpoint.save(resume_path, {
+                "run_hash": run_hash, "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "generator": generator.get_state(), "history": history, "epoch": epoch + 1,
+            })
+    return history
+
+
 def pretrain(store: Path, out: Path, method: str, seed: int, tree: dict, dataset: str) -> None:
     """Pretrain ``method`` on the training windows of ``store``; write ``out`` (model.pt) and history.json beside it.
 
     A resume checkpoint (``resume.pt`` beside ``out``) is written every
-    ``checkpoint_every`` epochs; a rerun with the same settings continues from it.
+    ``checkpoint_every`` epochs, and a rerun with the same settings continues
+    from it. A method with 0 epochs saves its randomly initialised weights and
+    reads no optimisation setting.
     """
     out = Path(out)
     model_cfg = model_config_for(method, get(tree, "model"))
     settings = pretrain_settings(tree, dataset, method)
-    mask_ratio = float(get(tree, "mask_ratio"))
+    epochs = int(settings.get("epochs", 0))
+    mask_ratio = float(get(tree, "mask_ratio")) if epochs else None
     patch = get(tree, f"datasets.{dataset}.patch")
     identity = json.dumps({"method": method, "seed": seed, "mask_ratio": mask_ratio, "model": model_cfg.__dict__,
                            "settings": settings, "patch": patch, "store": str(store)}, sort_keys=True, default=str)
@@ -70,71 +144,13 @@ def pretrain(store: Path, out: Path, method: str, seed: int, tree: dict, dataset
         device = claim.device
         generator = seed_everything(seed)
         data = WindowData.from_store(store, split="train")
-        shape = data.data_shape(patch)
-        model = SparModel(model_cfg, shape).to(device)
-        decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "structural_position" not in n]
-        no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "structural_position" in n]
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": float(settings["weight_decay"])}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=float(settings["lr"]),
-            betas=tuple(settings["betas"]),
-        )
-        epochs = int(settings["epochs"])
-        batch_size = int(settings["batch_size"])
-        steps_per_epoch = -(-len(data) // batch_size)
-        total_steps = epochs * steps_per_epoch
-        warmup_steps = int(settings["warmup_epochs"]) * steps_per_epoch
-
-        history: list[dict] = []
-        start_epoch = 0
-        if resume_path.exists():
-            state = torch.load(resume_path, map_location=device, weights_only=False)
-            if state.get("run_hash") == run_hash:
-                model.load_state_dict(state["state_dict"])
-                optimizer.load_state_dict(state["optimizer"])
-                generator.set_state(state["generator"])
-                history, start_epoch = state["history"], state["epoch"]
-                log.info("resuming %s from epoch %d of %d (%s)", out, start_epoch, epochs, resume_path)
-            else:
-                log.warning("%s was written with other settings; starting from scratch", resume_path)
-
-        log.info("pretraining %s seed %d on %d windows, %d epochs of %d steps, mask ratio %.2f, device %s",
-                 method, seed, len(data), epochs, steps_per_epoch, mask_ratio, device)
+        model = SparModel(model_cfg, data.data_shape(patch)).to(device)
+        log.info("pretraining %s seed %d on %d windows for %d epochs, mask ratio %s, device %s",
+                 method, seed, len(data), epochs, mask_ratio, device)
         started = time.perf_counter()
-        # the bar shows on a terminal; job logs get one line per tenth of the run instead
-        progress = tqdm(range(start_epoch, epochs), desc=f"pretrain {method} seed {seed}", unit="epoch",
-                        initial=start_epoch, total=epochs, disable=None)
-        log_every = max(1, epochs // 10)
-        for epoch in progress:
-            model.train()
-            sums: dict[str, float] = {}
-            n_batches = 0
-            for i, batch in enumerate(data.batches(batch_size, shuffle=True, generator=generator, device=device)):
-                for group in optimizer.param_groups:
-                    group["lr"] = warmup_cosine(epoch * steps_per_epoch + i, total_steps, warmup_steps, float(settings["lr"]))
-                with _autocast(device):
-                    losses = model(batch, mask_ratio, generator=generator if device == "cpu" else None)
-                if not torch.isfinite(losses["loss"]):
-                    raise FloatingPointError(f"pretraining loss became {losses['loss'].item()} at epoch {epoch}, step {i}; lower pretrain.lr")
-                optimizer.zero_grad(set_to_none=True)
-                losses["loss"].backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                for k, v in losses.items():
-                    sums[k] = sums.get(k, 0.0) + float(v.detach())
-                n_batches += 1
-            history.append({"epoch": epoch + 1, **{k: v / n_batches for k, v in sums.items()}})
-            progress.set_postfix(loss=f"{history[-1]['loss']:.4f}")
-            if (epoch + 1) % log_every == 0:
-                log.info("epoch %d/%d: loss %.4f", epoch + 1, epochs, history[-1]["loss"])
-
-            if (epoch + 1) % int(settings["checkpoint_every"]) == 0 and epoch + 1 < epochs:
-                checkpoint.save(resume_path, {
-                    "run_hash": run_hash, "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "generator": generator.get_state(), "history": history, "epoch": epoch + 1,
-                })
-
+        history = _train(model, data, settings, mask_ratio, generator, device, resume_path, run_hash, f"{method} seed {seed}") if epochs else []
         elapsed = time.perf_counter() - started
+
         checkpoint.save(out, {
             "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
             "config": model.config_dict(),
