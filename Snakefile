@@ -19,3 +19,12 @@ rule demo:
         "results/table1.md",
         "results/metrics/table1.json",
         "results/figures/fig3.png",
+
+
+rule all:
+    input:
+        rules.demo.input,
+        "results/table3.csv",
+        "results/figures/fig6.png",
+        "results/figures/fig7.png",
+        "results/real/coal_node/report.json",

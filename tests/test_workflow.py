@@ -22,6 +22,12 @@ def tiny_params() -> dict:
     params["datasets"]["coal_node"]["pretrain"].update(epochs=3, warmup_epochs=1, checkpoint_every=1)
     params["finetune"]["localization"].update(epochs=3, label_ratios=[1.0, 0.5])
     params["model"].update(dim=32, decoder_dim=16, modality_layers=1)
+    params["synth"]["ridgecrest"].update(years=[2021, 2022], events_per_year=8)
+    params["synth"]["realworld"].update(subjects=[1, 2, 11], seconds_per_activity=8)
+    params["datasets"]["ridgecrest"]["pretrain"].update(epochs=2, batch_size=4)
+    params["datasets"]["realworld"]["pretrain"].update(epochs=2)
+    params["finetune"]["earthquake"].update(epochs=3)
+    params["finetune"]["activity"].update(epochs=3)
     return params
 
 
@@ -87,3 +93,17 @@ def test_coal_node_report_on_real_recordings(workflow_dir):
     assert len(run["loss_curve"]) == 3
     assert run["embedding_shape"][0] == 5
     assert run["embedding_finite"]
+
+
+@pytest.mark.slow
+def test_table3_from_bundled_raw_files(workflow_dir):
+    result = run_snakemake(workflow_dir, "results/table3.csv", "results/figures/fig6.png", "results/figures/fig7.png")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    table = pd.read_csv(workflow_dir / "results/table3.csv")
+    assert table["method"].tolist() == ["spar", "mae", "spar_untrained"]
+    assert (table["ridgecrest_distance_km_mean"] > 0).all()
+    assert table["har_accuracy_mean"].between(0.0, 1.0).all()
+    assert (table["har_n_seeds"] == 2).all()
+    for figure in ("fig6.png", "fig7.png"):
+        assert (workflow_dir / "results/figures" / figure).stat().st_size > 10_000

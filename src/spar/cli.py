@@ -48,6 +48,30 @@ def cmd_ingest_coal_node(args) -> None:
     ingest(args.raw, args.out, config_mod.get(_tree(args), "ingest.coal_node"))
 
 
+def cmd_synth_ridgecrest(args) -> None:
+    from spar.synth.ridgecrest import synthesize
+
+    synthesize(args.out, config_mod.get(_tree(args), "synth.ridgecrest"))
+
+
+def cmd_synth_realworld(args) -> None:
+    from spar.synth.realworld import synthesize
+
+    synthesize(args.out, config_mod.get(_tree(args), "synth.realworld"))
+
+
+def cmd_ingest_ridgecrest(args) -> None:
+    from spar.ingest.ridgecrest import ingest
+
+    ingest(args.raw, args.out, config_mod.get(_tree(args), "ingest.ridgecrest"))
+
+
+def cmd_ingest_realworld(args) -> None:
+    from spar.ingest.realworld import ingest
+
+    ingest(args.raw, args.out, config_mod.get(_tree(args), "ingest.realworld"))
+
+
 def cmd_pretrain(args) -> None:
     from spar.train.pretrain import pretrain
 
@@ -69,6 +93,20 @@ def cmd_finetune_localization(args) -> None:
         label_ratio=args.label_ratio,
         seed=args.seed,
         tree=_tree(args),
+        task=args.task_settings,
+    )
+
+
+def cmd_finetune_classification(args) -> None:
+    from spar.train.finetune import finetune_classification
+
+    finetune_classification(
+        embeddings=args.embeddings,
+        out_dir=args.out_dir,
+        label_ratio=args.label_ratio,
+        seed=args.seed,
+        tree=_tree(args),
+        task=args.task_settings,
     )
 
 
@@ -80,6 +118,28 @@ def cmd_table1(args) -> None:
         from spar.eval.summary import write_table_summary
 
         write_table_summary(args.out, args.summary)
+
+
+def cmd_table3(args) -> None:
+    from spar.eval.tables import write_table3
+
+    write_table3(args.ridgecrest or [], args.har or [], args.out, methods=args.methods)
+    if args.summary:
+        from spar.eval.summary import write_table_summary
+
+        write_table_summary(args.out, args.summary)
+
+
+def cmd_fig6(args) -> None:
+    from spar.eval.figures import plot_fig6
+
+    plot_fig6(args.predictions, args.store, args.out)
+
+
+def cmd_confusion(args) -> None:
+    from spar.eval.figures import plot_confusion_matrices
+
+    plot_confusion_matrices(args.metrics, args.out, title=args.title)
 
 
 def cmd_fig3(args) -> None:
@@ -119,6 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="folder that receives one subfolder per scene")
     _add_config_args(p)
     p.set_defaults(func=cmd_synth_m3nvc)
+    p = synth_kinds.add_parser("ridgecrest", help="earthquakes in the SCEDC archive layout, station files and catalogs")
+    p.add_argument("--out", type=Path, required=True, help="folder that receives continuous_waveforms/, stations/ and catalog/")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_synth_ridgecrest)
+    p = synth_kinds.add_parser("realworld", help="body-worn sensors in the RealWorld-HAR zip layout")
+    p.add_argument("--out", type=Path, required=True, help="folder that receives one proband<N> folder per subject")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_synth_realworld)
 
     ingest = commands.add_parser("ingest", help="read raw files and write the dataset's tensor store")
     ingest_kinds = ingest.add_subparsers(dest="dataset", required=True)
@@ -127,6 +195,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="Zarr store to write")
     _add_config_args(p)
     p.set_defaults(func=cmd_ingest_m3nvc)
+    p = ingest_kinds.add_parser("ridgecrest", help="SCEDC archive, station file and catalog (Ridgecrest region)")
+    p.add_argument("--raw", type=Path, required=True, help="folder with continuous_waveforms/ and the station and catalog files")
+    p.add_argument("--out", type=Path, required=True, help="Zarr store to write")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_ingest_ridgecrest)
+    p = ingest_kinds.add_parser("realworld", help="RealWorld-HAR subject folders (zipped CSV)")
+    p.add_argument("--raw", type=Path, required=True, help="folder with one proband<N> folder per subject")
+    p.add_argument("--out", type=Path, required=True, help="Zarr store to write")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_ingest_realworld)
     p = ingest_kinds.add_parser("coal-node", aliases=["coal_node"], help="opsdata-coal-node recordings (miniSEED, StationXML, QuakeML)")
     p.add_argument("--raw", type=Path, default=None, help="dataset folder (default: the installed opsdata-coal-node package)")
     p.add_argument("--out", type=Path, required=True, help="Zarr store to write")
@@ -152,13 +230,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     finetune = commands.add_parser("finetune", help="train a task head on frozen embeddings")
     tasks = finetune.add_subparsers(dest="task", required=True)
-    p = tasks.add_parser("localization", help="single-object localization with a transformer head (MSE)")
-    p.add_argument("--embeddings", type=Path, required=True)
-    p.add_argument("--label-ratio", type=float, required=True, help="fraction of the labeled training windows used")
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--out-dir", type=Path, required=True, help="receives metrics.json and predictions.csv")
-    _add_config_args(p)
-    p.set_defaults(func=cmd_finetune_localization)
+    for name, description, default_task, func in (
+        ("localization", "single-object localization with a transformer head (MSE)", "localization", cmd_finetune_localization),
+        ("classification", "classification with a linear head (cross-entropy)", "activity", cmd_finetune_classification),
+    ):
+        p = tasks.add_parser(name, help=description)
+        p.add_argument("--embeddings", type=Path, required=True)
+        p.add_argument("--label-ratio", type=float, required=True, help="fraction of the labeled training windows used")
+        p.add_argument("--seed", type=int, required=True)
+        p.add_argument("--out-dir", type=Path, required=True, help="receives metrics.json and predictions.csv")
+        p.add_argument("--task", dest="task_settings", default=default_task,
+                       help=f"section of params.yaml 'finetune' with the head settings (default: {default_task})")
+        _add_config_args(p)
+        p.set_defaults(func=func)
 
     table = commands.add_parser("table", help="aggregate run metrics into a paper table")
     table_kinds = table.add_subparsers(dest="table", required=True)
@@ -170,6 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", type=Path, default=None, help="also write the mean columns as JSON (for dvc metrics)")
     p.set_defaults(func=cmd_table1)
 
+    p = table_kinds.add_parser("table3", help="earthquake localization (Ridgecrest) and activity recognition (HAR)")
+    p.add_argument("--ridgecrest", type=Path, nargs="*", help="metrics.json of every Ridgecrest run")
+    p.add_argument("--har", type=Path, nargs="*", help="metrics.json of every RealWorld-HAR run")
+    p.add_argument("--methods", nargs="+", required=True, help="row order")
+    p.add_argument("--out", type=Path, required=True, help="CSV path; a Markdown twin is written beside it")
+    p.add_argument("--summary", type=Path, default=None, help="also write the mean columns as JSON (for dvc metrics)")
+    p.set_defaults(func=cmd_table3)
+
     figure = commands.add_parser("figure", help="draw a paper figure")
     figure_kinds = figure.add_subparsers(dest="figure", required=True)
     p = figure_kinds.add_parser("fig3", help="single-vehicle predictions vs ground truth with node positions")
@@ -178,6 +270,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scene", required=True)
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_fig3)
+
+    p = figure_kinds.add_parser("fig6", help="earthquake epicenters: predicted vs catalog, with stations")
+    p.add_argument("--predictions", type=Path, nargs="+", required=True, help="predictions.csv, one per method")
+    p.add_argument("--store", type=Path, required=True, help="tensor store, for stations and the ENU origin")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_fig6)
+    p = figure_kinds.add_parser("confusion", help="confusion matrices (Figures 5 and 7)")
+    p.add_argument("--metrics", type=Path, nargs="+", required=True, help="metrics.json of a classification run, one per method")
+    p.add_argument("--title", required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_confusion)
 
     report = commands.add_parser("report", help="summarise a run on real recordings")
     report_kinds = report.add_subparsers(dest="dataset", required=True)

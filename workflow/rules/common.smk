@@ -27,9 +27,23 @@ def to_json(tree):
     return json.dumps(tree, sort_keys=True)
 
 
-def sections(*keys):
-    """JSON of the named top-level sections of the config."""
-    return to_json({key: config[key] for key in keys})
+def pick(*paths):
+    """JSON of the named parts of the config, such as "synth.m3nvc" or "gpu", nested as in params.yaml.
+
+    A rule passes only what its step reads, so a change elsewhere in
+    params.yaml does not make Snakemake rerun it.
+    """
+    tree = {}
+    for path in paths:
+        keys = path.split(".")
+        value = config
+        for key in keys:
+            value = value[key]
+        node = tree
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+    return to_json(tree)
 
 
 def pretrain_config(wildcards):
@@ -87,3 +101,13 @@ def fig3_predictions():
         ratio=ratio_names()[0],
         seed=config["seeds"][0],
     )
+
+
+def table3_runs(table):
+    """metrics.json of every method and seed of one half of Table 3 (all fine-tuning labels)."""
+    return expand("results/runs/{table}/{method}/seed{seed}/metrics.json", table=table, method=config["methods"], seed=config["seeds"])
+
+
+def first_seed_runs(table, name):
+    """One file per method from the first seed's run of a Table 3 half."""
+    return expand("results/runs/{table}/{method}/seed{seed}/{name}", table=table, method=config["methods"], seed=config["seeds"][0], name=name)

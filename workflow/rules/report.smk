@@ -42,9 +42,50 @@ rule report_coal_node:
     output:
         "results/real/coal_node/report.json",
     params:
-        cfg=sections("ingest", "pretrain", "gpu"),
+        cfg=pick("pretrain.threads", "gpu"),
     log:
         "logs/report_coal_node.log",
     shell:
         "spar report coal-node --store {input.store} --checkpoints {input.checkpoints} --out {output}"
         " --config {params.cfg:q} > {log} 2>&1"
+
+
+rule table3:
+    input:
+        ridgecrest=table3_runs("table3_ridgecrest"),
+        har=table3_runs("table3_har"),
+    output:
+        csv="results/table3.csv",
+        md="results/table3.md",
+        metrics="results/metrics/table3.json",
+    params:
+        methods=config["methods"],
+    log:
+        "logs/table3.log",
+    shell:
+        "spar table table3 --ridgecrest {input.ridgecrest} --har {input.har} --methods {params.methods}"
+        " --out {output.csv} --summary {output.metrics} > {log} 2>&1"
+
+
+rule fig6:
+    input:
+        predictions=first_seed_runs("table3_ridgecrest", "predictions.csv"),
+        store="data/tensors/ridgecrest.zarr",
+    output:
+        "results/figures/fig6.png",
+    log:
+        "logs/fig6.log",
+    shell:
+        "spar figure fig6 --predictions {input.predictions} --store {input.store} --out {output} > {log} 2>&1"
+
+
+rule fig7:
+    input:
+        first_seed_runs("table3_har", "metrics.json"),
+    output:
+        "results/figures/fig7.png",
+    log:
+        "logs/fig7.log",
+    shell:
+        "spar figure confusion --metrics {input} --title 'Figure 7: activity recognition on RealWorld-HAR validation subjects'"
+        " --out {output} > {log} 2>&1"

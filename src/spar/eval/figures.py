@@ -17,6 +17,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from spar.eval.metrics import localization_errors
 from spar.features.store import open_store
@@ -89,8 +90,8 @@ def read_predictions(path: Path, scene: str | None = None) -> MethodPredictions:
                              seed=metrics.get("seed"), label_ratio=metrics.get("label_ratio"))
 
 
-def read_node_layout(store: Path, scene: str) -> NodeLayout:
-    """Read the east and north positions of the nodes of ``scene`` from the tensor store.
+def read_node_layout(store: Path, scene: str | None) -> NodeLayout:
+    """Read the east and north positions of the nodes of ``scene`` (None: every window) from the tensor store.
 
     Nodes are static within a scene, so each node takes its position from the
     first window of the scene in which its slot is filled (``node_id`` >= 0).
@@ -102,7 +103,7 @@ def read_node_layout(store: Path, scene: str) -> NodeLayout:
     ds = open_store(store)
     # the store's strings may come back as numpy StringDType, which does not cast to '<U'
     groups = np.array([str(g) for g in ds["group"].values.tolist()], dtype=object)
-    in_scene = np.flatnonzero(groups == scene)
+    in_scene = np.arange(groups.size) if scene is None else np.flatnonzero(groups == scene)
     if in_scene.size == 0:
         raise ValueError(f"tensor store {store} has no samples of scene {scene!r}; its groups are {sorted(set(groups))}")
 
@@ -229,3 +230,122 @@ def plot_fig3(prediction_paths: list[Path], store: Path, out: Path, scene: str) 
     with atomic_path(out, suffix=out.suffix or ".png") as tmp:
         fig.savefig(tmp, dpi=150)
     log.info("wrote %s: %d methods, %d nodes", out, len(runs), len(layout.names))
+
+
+# --- Figure 6: earthquake epicenters ---------------------------------------------------------------
+
+
+def _read_localization_run(path: Path) -> tuple[str, pd.DataFrame, dict]:
+    """Read a run's predictions.csv and metrics.json; return (method, predictions, metrics)."""
+    path = Path(path)
+    metrics_path = path.with_name("metrics.json")
+    for required in (path, metrics_path):
+        if not required.exists():
+            raise FileNotFoundError(f"{required} not found; run the fine-tuning step that writes it")
+    metrics = json.loads(metrics_path.read_text())
+    return str(metrics["method"]), pd.read_csv(path), metrics
+
+
+def plot_fig6(prediction_paths: list[Path], store: Path, out: Path) -> None:
+    """Draw Figure 6: catalog vs predicted earthquake epicenters and the stations, one panel per method.
+
+    Predictions are ENU kilometers relative to the store's ENU origin
+    (``attrs['enu_origin']``); they are converted back to latitude and
+    longitude with the same WGS84 frame, so the axes are geographic and no
+    map tiles are needed.
+    """
+    from spar.io.geodesy import EnuFrame
+
+    out = Path(out)
+    if not prediction_paths:
+        raise ValueError("no predictions files given; pass one predictions.csv per method")
+    ds = open_store(store)
+    origin = ds.attrs.get("enu_origin")
+    if not isinstance(origin, dict) or "lat0_deg" not in origin:
+        raise ValueError(f"tensor store {store} has no attrs['enu_origin'] with lat0_deg, lon0_deg, h0_m; re-ingest it")
+    frame = EnuFrame(origin["lat0_deg"], origin["lon0_deg"], origin.get("h0_m", 0.0))
+    scale = 1000.0 if ds.attrs.get("position_unit") == "km" else 1.0
+    layout = read_node_layout(store, None)
+    stations = frame.to_geodetic(layout.positions[:, 0] * scale, layout.positions[:, 1] * scale)
+
+    runs = [_read_localization_run(path) for path in prediction_paths]
+    n_cols = min(len(runs), 3)
+    n_rows = -(-len(runs) // n_cols)
+    fig = Figure(figsize=(4.6 * n_cols, 4.6 * n_rows + 0.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
+    for ax, (method, table, metrics) in zip(axes, runs):
+        true = frame.to_geodetic(table["true_east"].to_numpy() * scale, table["true_north"].to_numpy() * scale)
+        pred = frame.to_geodetic(table["pred_east"].to_numpy() * scale, table["pred_north"].to_numpy() * scale)
+        pairs = np.stack([true[:, [1, 0]], pred[:, [1, 0]]], axis=1)
+        ax.add_collection(LineCollection(pairs, colors="C0", linewidths=0.4, alpha=0.35, zorder=1))
+        ax.scatter(true[:, 1], true[:, 0], s=8, c="0.5", label="catalog epicenter", zorder=2)
+        ax.scatter(pred[:, 1], pred[:, 0], s=8, c="C0", label="prediction", zorder=3)
+        ax.scatter(stations[:, 1], stations[:, 0], s=60, marker="^", c="black", label="station", zorder=4)
+        for name, (lat, lon) in zip(layout.names, stations[:, :2]):
+            ax.annotate(name.split(".")[-1], (lon, lat), xytext=(3, 3), textcoords="offset points", fontsize=7)
+        ax.set_aspect(1.0 / np.cos(np.radians(frame.lat0_deg)), adjustable="datalim")
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.set_xlabel("longitude (°)")
+        ax.set_ylabel("latitude (°)")
+        distance = metrics.get("distance_km", float("nan"))
+        ax.set_title(f"{method}: mean 3-D error {distance:.2f} km", fontsize=10)
+        ax.grid(True, linewidth=0.3)
+    for ax in axes[len(runs):]:
+        ax.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
+    seeds = {m.get("seed") for _, _, m in runs}
+    fig.suptitle(f"Earthquake epicenters, validation events (seed {seeds.pop() if len(seeds) == 1 else 'various'})", fontsize=11)
+    with atomic_path(out, suffix=out.suffix or ".png") as tmp:
+        fig.savefig(tmp, dpi=150)
+    log.info("wrote %s: %d methods, %d stations", out, len(runs), len(layout.names))
+
+
+# --- Figures 5 and 7: confusion matrices ----------------------------------------------------------
+
+
+def plot_confusion_matrices(metrics_paths: list[Path], out: Path, title: str) -> None:
+    """Draw one row-normalised confusion matrix per run (``confusion_matrix`` and ``class_name`` of metrics.json).
+
+    Cells show the percentage of each true class (rows) predicted as each
+    class (columns), with the count underneath.
+    """
+    out = Path(out)
+    if not metrics_paths:
+        raise ValueError("no metrics.json given; pass one classification run per method")
+    runs = []
+    for path in map(Path, metrics_paths):
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found; run `spar finetune classification` to write it")
+        metrics = json.loads(path.read_text())
+        for key in ("confusion_matrix", "class_name", "method"):
+            if key not in metrics:
+                raise ValueError(f"{path} has no {key!r}; it is not the metrics of a classification run")
+        runs.append(metrics)
+
+    n_classes = len(runs[0]["class_name"])
+    size = 0.45 * n_classes + 2.0
+    fig = Figure(figsize=(size * len(runs), size + 0.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(runs), squeeze=False).ravel()
+    for ax, metrics in zip(axes, runs):
+        counts = np.asarray(metrics["confusion_matrix"], dtype=float)
+        names = list(metrics["class_name"])
+        if counts.shape != (len(names), len(names)):
+            raise ValueError(f"confusion matrix of {metrics['method']} has shape {counts.shape}, expected {len(names)} classes")
+        share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+        ax.imshow(share, vmin=0.0, vmax=1.0, cmap="Blues")
+        for i in range(len(names)):
+            for j in range(len(names)):
+                color = "white" if share[i, j] > 0.6 else "black"
+                ax.text(j, i, f"{100 * share[i, j]:.0f}\n({int(counts[i, j])})", ha="center", va="center", fontsize=6, color=color)
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{metrics['method']}: accuracy {100 * metrics['accuracy']:.1f}%, F1 {100 * metrics['macro_f1']:.1f}%", fontsize=9)
+    fig.suptitle(title, fontsize=11)
+    with atomic_path(out, suffix=out.suffix or ".png") as tmp:
+        fig.savefig(tmp, dpi=150)
+    log.info("wrote %s: %d confusion matrices of %d classes", out, len(runs), n_classes)

@@ -365,3 +365,84 @@ def write_table1(metrics_paths: list[Path], out: Path, methods: list[str], label
     markdown_path = out.with_suffix(".md")
     write_text(markdown_path, markdown)
     log.info("wrote %s and %s: %d methods x %d label ratios from %d runs", out, markdown_path, len(methods), len(label_ratios), len(runs))
+
+
+# --- Table 3: earthquake localization (Ridgecrest) and activity recognition (RealWorld-HAR) ----------
+
+# (half, metric key in metrics.json, CSV stem, Markdown header, better, scale for display)
+TABLE3_METRICS = (
+    ("ridgecrest", "mse_km2", "ridgecrest_mse_km2", "Ridgecrest MSE (km²)", "lower", 1.0),
+    ("ridgecrest", "distance_km", "ridgecrest_distance_km", "Ridgecrest Dist. (km)", "lower", 1.0),
+    ("har", "accuracy", "har_accuracy", "HAR Acc. (%)", "higher", 100.0),
+    ("har", "macro_f1", "har_macro_f1", "HAR F1 (%)", "higher", 100.0),
+)
+
+
+def write_table3(ridgecrest_paths: list[Path], har_paths: list[Path], out: Path, methods: list[str]) -> None:
+    """Write Table 3 as CSV at ``out`` and Markdown beside it: one half per dataset that has runs.
+
+    The Ridgecrest half has MSE (km^2) and mean 3-D distance error (km) of
+    earthquake localization; the HAR half has accuracy and macro F1 of
+    activity recognition (fractions in the CSV, percentages in Markdown).
+    Each cell is the mean and sample std over seeds of the runs with all
+    fine-tuning labels.
+
+    Raises:
+        ValueError: neither half has runs, or a method has no run in a half that has runs.
+    """
+    out = Path(out)
+    halves = {"ridgecrest": list(ridgecrest_paths), "har": list(har_paths)}
+    halves = {name: paths for name, paths in halves.items() if paths}
+    if not halves:
+        raise ValueError("table 3 needs the metrics.json of Ridgecrest or HAR runs; none were given")
+
+    summaries: dict[tuple[str, str], dict[str, SeedSummary]] = {}
+    for half, paths in halves.items():
+        keys = [key for name, key, *_ in TABLE3_METRICS if name == half]
+        runs = read_run_metrics(paths, required=("method", "seed", *keys))
+        _check_single_value(runs, "task")
+        groups = group_runs(runs, keys=("method",))
+        for method in methods:
+            if (method,) not in groups:
+                found = sorted({str(run.values["method"]) for run in runs})
+                raise ValueError(f"no {half} run of method {method!r} among {len(runs)} metrics files (methods found: {found})")
+            summaries[(half, method)] = summarize_group(groups[(method,)], keys)
+
+    # CSV: fractions and km as measured
+    header = ["method"]
+    specs = [spec for spec in TABLE3_METRICS if spec[0] in halves]
+    for half in halves:
+        for _, _, stem, *_ in (spec for spec in specs if spec[0] == half):
+            header += [f"{stem}_mean", f"{stem}_std"]
+        header.append(f"{half}_n_seeds")
+    rows = []
+    for method in methods:
+        row: list[object] = [method]
+        for half in halves:
+            for _, key, *_ in (spec for spec in specs if spec[0] == half):
+                summary = summaries[(half, method)][key]
+                row += [summary.mean, summary.std]
+            row.append(next(iter(summaries[(half, method)].values())).n_seeds)
+        rows.append(row)
+    write_text(out, render_csv(header, rows))
+
+    # Markdown: percentages for the HAR half
+    columns = [MarkdownColumn(spec[3], better=spec[4]) for spec in specs]
+    cells = []
+    for method in methods:
+        row_cells = []
+        for half, key, _, _, _, scale in specs:
+            s = summaries[(half, method)][key]
+            row_cells.append(SeedSummary(mean=s.mean * scale, std=s.std * scale, n_seeds=s.n_seeds))
+        cells.append(row_cells)
+    note = (
+        "Frozen encoders with all fine-tuning labels. Ridgecrest: earthquake localization with a two-layer transformer "
+        "head; MSE (km²) is the mean squared 3-D hypocenter error and Dist. (km) the mean 3-D distance error, on the "
+        "validation years. HAR: activity recognition with a linear head; accuracy and macro F1 on the validation "
+        "subjects. Each cell is the mean ± sample std (ddof=1) over seeds, and the best mean of each column is in bold."
+    )
+    write_text(out.with_suffix(".md"), render_markdown_table(
+        title="Table 3: earthquake localization and activity recognition",
+        note=note, row_header="Method", row_labels=methods, columns=columns, cells=cells,
+    ))
+    log.info("wrote %s and %s: %d methods, halves %s", out, out.with_suffix(".md"), len(methods), list(halves))

@@ -39,6 +39,7 @@ from scipy.signal import detrend
 from scipy.signal.windows import tukey
 
 from spar import config as config_mod
+from spar.features.resample import fill_missing
 from spar.features.spectrogram import frame_count, log_spectrogram
 from spar.features.store import build_dataset, hash_files, signal_normalization, write_store
 from spar.io import seismic
@@ -131,16 +132,6 @@ def _rate_note(channels: pd.DataFrame, stream: obspy.Stream) -> str:
     return note
 
 
-def _fill_missing(x: np.ndarray) -> int:
-    """Replace NaN samples of ``x`` in place by linear interpolation (constant beyond the ends); return their count."""
-    missing = np.isnan(x)
-    n_missing = int(missing.sum())
-    if n_missing:
-        index = np.arange(len(x))
-        x[missing] = np.interp(index[missing], index[~missing], x[~missing])
-    return n_missing
-
-
 def _select_channels(stream: obspy.Stream, network: str, station: str) -> dict[str, obspy.Stream]:
     """Split one station's traces by component letter (last character of the channel code)."""
     by_component: dict[str, obspy.Stream] = {}
@@ -177,7 +168,7 @@ def _event_windows(catalog: pd.DataFrame, stations: pd.DataFrame, stream: obspy.
                     counters["missing_components"] += 1
                     station_ok = False
                     continue
-                counters["filled_samples"] += _fill_missing(x)
+                counters["filled_samples"] += fill_missing(x)
                 waveforms[e, k, c] = detrend(x, type="linear") * taper
             if station_ok:
                 present[e, k] = True

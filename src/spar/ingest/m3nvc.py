@@ -217,6 +217,7 @@ def ingest(raw_dir: Path, out: Path, cfg: dict) -> None:
             "min_coverage": float(cfg["min_coverage"]),
             "spectrogram": {m: dict(cfg[m]) for m in MODALITIES},
             "object_fields": ["class", "east", "north"],
+            "target_axis_names": ["east", "north"],
             "enu_origin": origins,
             "raw_hash": hash_files(p for f in scene_folders for p in f.glob("*.parquet")),
         },

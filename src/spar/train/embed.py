@@ -22,10 +22,11 @@ from spar.train.device import claim_device
 log = logging.getLogger(__name__)
 
 EMBED_BATCH = 64
+ALL_GROUPS = "all"  # group name that selects every window of the store
 
 
 def embed(checkpoint: Path, store: Path, out: Path, group: str, tree: dict) -> None:
-    """Write ``out`` (.npz) with the embeddings of every window of ``group`` in ``store``.
+    """Write ``out`` (.npz) with the embeddings of every window of ``group`` in ``store`` (``all``: every window).
 
     Arrays: ``tokens`` (S, L, D) float16, ``valid`` (S, L) bool, ``token_group``
     (L,) the (modality, node) group of each token, ``target``,
@@ -35,7 +36,7 @@ def embed(checkpoint: Path, store: Path, out: Path, group: str, tree: dict) -> N
     torch.set_num_threads(int(get(tree, "pretrain.threads", 1)))
     with claim_device(Path(get(tree, "gpu.lock_dir"))) as claim:
         model, ckpt = checkpoint_io.load_model(checkpoint, device=claim.device)
-        data = WindowData.from_store(store, group=group)
+        data = WindowData.from_store(store, group=None if group == ALL_GROUPS else group)
         tokens, valid = [], []
         for batch in data.batches(EMBED_BATCH, shuffle=False, device=claim.device):
             z, v = model.encode(batch)
@@ -56,7 +57,8 @@ def embed(checkpoint: Path, store: Path, out: Path, group: str, tree: dict) -> N
             arrays[key] = data.tensors[key].numpy()
     meta = {"method": ckpt["method"], "seed": ckpt["seed"], "dataset": ckpt["dataset"], "group": group,
             "checkpoint": str(checkpoint), "store": str(store), "position_unit": data.attrs.get("position_unit"),
-            "class_name": data.class_name}
+            "class_name": data.class_name,
+            "target_axis_names": data.attrs.get("target_axis_names")}
     arrays["meta"] = np.array(json.dumps(meta))
     with atomic_path(out, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)

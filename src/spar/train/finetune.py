@@ -11,14 +11,16 @@ import pandas as pd
 import torch
 
 from spar.config import get
-from spar.eval.metrics import localization_errors
+from spar.eval.metrics import accuracy, confusion_matrix, localization_errors, macro_f1
 from spar.files import atomic_path, write_json
-from spar.models.heads import TransformerHead
+from spar.models.heads import LinearHead, TransformerHead
 from spar.train.device import claim_device
 from spar.train.pretrain import seed_everything
 from spar.train.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
+
+ENU_AXES = ("east", "north", "up")  # target axes of a store that does not name them
 
 
 def load_embeddings(path: Path) -> dict:
@@ -88,25 +90,65 @@ def train_head(head: torch.nn.Module, tokens: torch.Tensor, valid: torch.Tensor,
     return losses
 
 
-def finetune_localization(embeddings: Path, out_dir: Path, label_ratio: float, seed: int, tree: dict) -> None:
-    """Train a transformer regression head on the training windows with a target; test on the test windows.
+def _split_indices(arrays: dict, settings: dict, usable: np.ndarray, label_ratio: float, seed: int, source: Path):
+    """Return (labeled training indices, test indices) among the ``usable`` windows."""
+    train_split = settings.get("train_split", "train")
+    test_split = settings.get("test_split", "test")
+    train_pool = np.flatnonzero((arrays["split"] == train_split) & usable)
+    test = np.flatnonzero((arrays["split"] == test_split) & usable)
+    if train_pool.size == 0 or test.size == 0:
+        raise ValueError(
+            f"{source}: {train_pool.size} {train_split!r} and {test.size} {test_split!r} windows with a label; both must be > 0"
+        )
+    train = labeled_subset(train_pool, label_ratio, seed)
+    meta = arrays["meta"]
+    log.info("fine-tuning on %s (%s seed %d): %d of %d labeled %s windows, %d %s windows",
+             source, meta["method"], meta["seed"], train.size, train_pool.size, train_split, test.size, test_split)
+    return train, test
 
-    Writes ``metrics.json`` (MSE in unit^2 as the mean squared Euclidean error,
-    mean distance error) and ``predictions.csv`` into ``out_dir``.
+
+def _run_record(task: str, arrays: dict, seed: int, label_ratio: float, train: np.ndarray, test: np.ndarray, losses: list) -> dict:
+    """Return the fields every run's metrics.json shares."""
+    meta = arrays["meta"]
+    return {
+        "task": task,
+        "method": meta["method"],
+        "seed": seed,
+        "pretrain_seed": meta["seed"],
+        "label_ratio": label_ratio,
+        "scene": meta["group"],
+        "n_train": int(train.size),
+        "n_test": int(test.size),
+        "final_train_loss": losses[-1],
+    }
+
+
+def _write_run(out_dir: Path, metrics: dict, predictions: pd.DataFrame, arrays: dict, test: np.ndarray) -> None:
+    """Write metrics.json and predictions.csv (with the sample index and window start of each test window)."""
+    out_dir = Path(out_dir)
+    predictions.insert(0, "time", pd.to_datetime(arrays["time"][test]).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    predictions.insert(0, "sample", arrays["sample"][test])
+    write_json(out_dir / "metrics.json", metrics)
+    with atomic_path(out_dir / "predictions.csv", suffix=".csv") as tmp:
+        predictions.to_csv(tmp, index=False, float_format="%.4f")
+
+
+def finetune_localization(embeddings: Path, out_dir: Path, label_ratio: float, seed: int, tree: dict,
+                          task: str = "localization") -> None:
+    """Train a transformer regression head on the labeled training windows and test it.
+
+    Settings come from ``finetune.<task>`` (head_layers, epochs, batch_size, lr,
+    weight_decay, and optionally train_split and test_split). Writes
+    ``metrics.json`` (MSE in unit^2 as the mean squared Euclidean error over
+    all target axes, mean Euclidean distance error) and ``predictions.csv``
+    (``true_<axis>`` and ``pred_<axis>`` per target axis) into ``out_dir``.
     """
-    settings = get(tree, "finetune.localization")
+    settings = get(tree, f"finetune.{task}")
     torch.set_num_threads(int(get(tree, "pretrain.threads", 1)))
     arrays = load_embeddings(embeddings)
     meta = arrays["meta"]
     target = arrays["target"].astype(np.float32)
-    has_target = np.isfinite(target).all(axis=1)
-    train_pool = np.flatnonzero((arrays["split"] == "train") & has_target)
-    test = np.flatnonzero((arrays["split"] == "test") & has_target)
-    if train_pool.size == 0 or test.size == 0:
-        raise ValueError(f"{embeddings}: {train_pool.size} training and {test.size} test windows with a target; both must be > 0")
-    train = labeled_subset(train_pool, label_ratio, seed)
-    log.info("fine-tuning localization on %s (%s seed %d): %d of %d labeled training windows, %d test windows",
-             embeddings, meta["method"], meta["seed"], train.size, train_pool.size, test.size)
+    train, test = _split_indices(arrays, settings, np.isfinite(target).all(axis=1), label_ratio, seed, embeddings)
 
     generator = seed_everything(seed)
     tokens, valid = pool_token_groups(arrays["tokens"], arrays["valid"], arrays["token_group"])
@@ -121,30 +163,58 @@ def finetune_localization(embeddings: Path, out_dir: Path, label_ratio: float, s
         losses = train_head(head, tokens[train], valid[train], scaled[train], torch.nn.functional.mse_loss, settings, generator)
         with torch.no_grad():
             pred = head(tokens[test], valid[test]).float().cpu().numpy() * std + mean
+
     errors = localization_errors(pred, target[test])
     unit = meta.get("position_unit") or "m"
-    metrics = {
-        "task": "localization",
-        "method": meta["method"],
-        "seed": seed,
-        "pretrain_seed": meta["seed"],
-        "label_ratio": label_ratio,
-        "scene": meta["group"],
-        f"mse_{unit}2": errors["mse"],
-        f"distance_{unit}": errors["distance"],
-        "n_train": int(train.size),
-        "n_test": int(test.size),
-        "final_train_loss": losses[-1],
-    }
-    out_dir = Path(out_dir)
-    write_json(out_dir / "metrics.json", metrics)
-    frame = pd.DataFrame({
-        "sample": arrays["sample"][test],
-        "time": pd.to_datetime(arrays["time"][test]).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "true_east": target[test, 0], "true_north": target[test, 1],
-        "pred_east": pred[:, 0], "pred_north": pred[:, 1],
-    })
-    with atomic_path(out_dir / "predictions.csv", suffix=".csv") as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.3f")
+    axes = meta.get("target_axis_names") or list(ENU_AXES[: target.shape[1]])
+    metrics = _run_record(task, arrays, seed, label_ratio, train, test, losses)
+    metrics.update({f"mse_{unit}2": errors["mse"], f"distance_{unit}": errors["distance"], "target_axes": list(axes), "unit": unit})
+    columns = {f"true_{a}": target[test, i] for i, a in enumerate(axes)}
+    columns.update({f"pred_{a}": pred[:, i] for i, a in enumerate(axes)})
+    _write_run(out_dir, metrics, pd.DataFrame(columns), arrays, test)
     log.info("%s seed %d, %.0f%% labels (%d windows): test MSE %.2f %s^2, mean distance %.2f %s on %d windows",
              meta["method"], seed, 100 * label_ratio, train.size, errors["mse"], unit, errors["distance"], unit, test.size)
+
+
+def finetune_classification(embeddings: Path, out_dir: Path, label_ratio: float, seed: int, tree: dict,
+                            task: str = "activity") -> None:
+    """Train a linear classification head (cross-entropy) on the labeled training windows and test it.
+
+    Settings come from ``finetune.<task>``. Writes ``metrics.json`` (accuracy,
+    macro F1, confusion matrix with rows = true class) and ``predictions.csv``
+    (true and predicted class index and name) into ``out_dir``.
+    """
+    settings = get(tree, f"finetune.{task}")
+    torch.set_num_threads(int(get(tree, "pretrain.threads", 1)))
+    arrays = load_embeddings(embeddings)
+    meta = arrays["meta"]
+    class_names = list(meta["class_name"])
+    labels = arrays["label"].astype(np.int64)
+    train, test = _split_indices(arrays, settings, labels >= 0, label_ratio, seed, embeddings)
+
+    generator = seed_everything(seed)
+    tokens, valid = pool_token_groups(arrays["tokens"], arrays["valid"], arrays["token_group"])
+    target = torch.from_numpy(labels)
+    with claim_device(Path(get(tree, "gpu.lock_dir"))) as claim:
+        head = LinearHead(tokens.shape[-1], len(class_names)).to(claim.device)
+        tokens, valid, target = tokens.to(claim.device), valid.to(claim.device), target.to(claim.device)
+        losses = train_head(head, tokens[train], valid[train], target[train], torch.nn.functional.cross_entropy, settings, generator)
+        with torch.no_grad():
+            pred = head(tokens[test], valid[test]).argmax(dim=1).cpu().numpy()
+
+    true = labels[test]
+    matrix = confusion_matrix(true, pred, len(class_names))
+    metrics = _run_record(task, arrays, seed, label_ratio, train, test, losses)
+    metrics.update({
+        "accuracy": accuracy(true, pred),
+        "macro_f1": macro_f1(true, pred, len(class_names)),
+        "class_name": class_names,
+        "confusion_matrix": matrix.tolist(),
+    })
+    predictions = pd.DataFrame({
+        "true": true, "pred": pred,
+        "true_name": [class_names[i] for i in true], "pred_name": [class_names[i] for i in pred],
+    })
+    _write_run(out_dir, metrics, predictions, arrays, test)
+    log.info("%s seed %d, %.0f%% labels (%d windows): test accuracy %.3f, macro F1 %.3f on %d windows",
+             meta["method"], seed, 100 * label_ratio, train.size, metrics["accuracy"], metrics["macro_f1"], test.size)
