@@ -28,3 +28,4 @@ rule all:
         "results/figures/fig6.png",
         "results/figures/fig7.png",
         "results/real/coal_node/report.json",
+        "results/real/coal_node/localization.csv",

@@ -121,3 +121,19 @@ def test_ingest_no_event_in_region(raw, tmp_path):
     cfg = dict(CFG, radius_km=1.0, center_lat=40.0)
     with pytest.raises(ValueError, match="no event of .* is inside the region"):
         ingest(raw, tmp_path / "x.zarr", cfg)
+
+
+def test_enu_distance_of_real_stations_matches_geodesic():
+    # CI.WBM and CI.DAW, about 80 km apart, in the frame of the region centre at sea level
+    from pyproj import Geod
+
+    from spar.io.geodesy import EnuFrame
+
+    (lat1, lon1), (lat2, lon2) = (35.60839, -117.89049), (36.27148, -117.59214)
+    frame = EnuFrame(35.9, -117.6, 0.0)
+    enu = frame.to_enu([lat1, lat2], [lon1, lon2])
+    _, _, geodesic_m = Geod(ellps="WGS84").inv(lon1, lat1, lon2, lat2)
+    # the straight chord between two points on the ellipsoid is shorter than the geodesic by
+    # about d^3 / (24 R^2), 0.5 m at 80 km, so the two agree within 1 m
+    assert abs(np.linalg.norm(enu[0] - enu[1]) - geodesic_m) < 1.0
+    assert 78_000 < geodesic_m < 82_000

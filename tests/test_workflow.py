@@ -107,3 +107,18 @@ def test_table3_from_bundled_raw_files(workflow_dir):
     assert (table["har_n_seeds"] == 2).all()
     for figure in ("fig6.png", "fig7.png"):
         assert (workflow_dir / "results/figures" / figure).stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_ridgecrest_model_on_coal_node_events(workflow_dir):
+    result = run_snakemake(workflow_dir, "results/real/coal_node/localization.csv")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    table = pd.read_csv(workflow_dir / "results/real/coal_node/localization.csv")
+    assert len(table) == 5
+    assert (table["stations_present"] == 12).all()
+    # the catalog hypocenters lie within 1 km of the coal network's centre
+    assert (table[["catalog_east_km", "catalog_north_km", "catalog_up_km"]].abs() < 1.0).all().all()
+    errors = ((table[["pred_east_km", "pred_north_km", "pred_up_km"]].to_numpy()
+               - table[["catalog_east_km", "catalog_north_km", "catalog_up_km"]].to_numpy()) ** 2).sum(axis=1) ** 0.5
+    assert abs(table["error_km"] - errors).max() < 0.01

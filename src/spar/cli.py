@@ -156,6 +156,13 @@ def cmd_report_coal_node(args) -> None:
     )
 
 
+def cmd_transfer_coal_node(args) -> None:
+    from spar.train.transfer import transfer_coal_node
+
+    transfer_coal_node(checkpoint=args.checkpoint, head_path=args.head, reference_store=args.reference_store,
+                       out=args.out, tree=_tree(args), raw_dir=args.raw)
+
+
 def cmd_methods(args) -> None:
     from spar.models.registry import METHODS
 
@@ -290,6 +297,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     _add_config_args(p)
     p.set_defaults(func=cmd_report_coal_node)
+
+    transfer = commands.add_parser("transfer", help="apply a trained encoder and head to another dataset")
+    transfer_kinds = transfer.add_subparsers(dest="dataset", required=True)
+    p = transfer_kinds.add_parser("coal-node", aliases=["coal_node"], help="Ridgecrest localization on the coal-mine events")
+    p.add_argument("--checkpoint", type=Path, required=True, help="Ridgecrest pretraining checkpoint (model.pt)")
+    p.add_argument("--head", type=Path, required=True, help="head.pt of a Ridgecrest localization run")
+    p.add_argument("--reference-store", type=Path, required=True, help="Ridgecrest tensor store, for its normalisation")
+    p.add_argument("--raw", type=Path, default=None, help="dataset folder (default: the installed opsdata-coal-node package)")
+    p.add_argument("--out", type=Path, required=True, help="CSV of catalog vs predicted hypocenters")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_transfer_coal_node)
 
     p = commands.add_parser("methods", help="list the registered pretraining methods")
     p.set_defaults(func=cmd_methods)

@@ -49,6 +49,7 @@ rule finetune_earthquake:
     output:
         metrics="results/runs/table3_ridgecrest/{method}/seed{seed}/metrics.json",
         predictions="results/runs/table3_ridgecrest/{method}/seed{seed}/predictions.csv",
+        head="results/runs/table3_ridgecrest/{method}/seed{seed}/head.pt",
     params:
         cfg=pick("finetune.earthquake", "model.heads", "model.mlp_ratio", "pretrain.threads", "gpu"),
         out_dir=subpath(output.metrics, parent=True),

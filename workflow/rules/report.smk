@@ -89,3 +89,19 @@ rule fig7:
     shell:
         "spar figure confusion --metrics {input} --title 'Figure 7: activity recognition on RealWorld-HAR validation subjects'"
         " --out {output} > {log} 2>&1"
+
+
+rule transfer_coal_node:
+    input:
+        checkpoint="results/checkpoints/ridgecrest/" + config["transfer"]["coal_node"]["method"] + f"/seed{config['seeds'][0]}/model.pt",
+        head="results/runs/table3_ridgecrest/" + config["transfer"]["coal_node"]["method"] + f"/seed{config['seeds'][0]}/head.pt",
+        store="data/tensors/ridgecrest.zarr",
+    output:
+        "results/real/coal_node/localization.csv",
+    params:
+        cfg=pick("ingest.ridgecrest", "transfer.coal_node", "pretrain.threads", "gpu"),
+    log:
+        "logs/transfer_coal_node.log",
+    shell:
+        "spar transfer coal-node --checkpoint {input.checkpoint} --head {input.head} --reference-store {input.store}"
+        " --out {output} --config {params.cfg:q} > {log} 2>&1"

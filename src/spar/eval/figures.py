@@ -250,7 +250,7 @@ def plot_fig6(prediction_paths: list[Path], store: Path, out: Path) -> None:
     """Draw Figure 6: catalog vs predicted earthquake epicenters and the stations, one panel per method.
 
     Predictions are ENU kilometers relative to the store's ENU origin
-    (``attrs['enu_origin']``); they are converted back to latitude and
+    (``attrs['enu_origin']``). They are converted back to latitude and
     longitude with the same WGS84 frame, so the axes are geographic and no
     map tiles are needed.
     """

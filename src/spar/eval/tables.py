@@ -382,8 +382,8 @@ def write_table3(ridgecrest_paths: list[Path], har_paths: list[Path], out: Path,
     """Write Table 3 as CSV at ``out`` and Markdown beside it: one half per dataset that has runs.
 
     The Ridgecrest half has MSE (km^2) and mean 3-D distance error (km) of
-    earthquake localization; the HAR half has accuracy and macro F1 of
-    activity recognition (fractions in the CSV, percentages in Markdown).
+    earthquake localization. The HAR half has accuracy and macro F1 of
+    activity recognition, as fractions in the CSV and percentages in Markdown.
     Each cell is the mean and sample std over seeds of the runs with all
     fine-tuning labels.
 

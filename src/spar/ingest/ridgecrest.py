@@ -1,10 +1,11 @@
 """SCEDC archive, station file and catalog -> the earthquake-localization tensor store.
 
-For every catalog event within ``radius_km`` of the region centre and above
-``min_magnitude``, a window of ``window_s`` seconds starting ``pre_origin_s``
-before the origin is cut from every station for two modalities: broadband
-velocity (``HH?``) and accelerometer (``HN?``), three components each in the
-order E, N, Z (channels named 1 and 2 are taken as N and E). Each component is
+The importer keeps every catalog event within ``radius_km`` of the region
+centre and above ``min_magnitude``. For each, it cuts a window of ``window_s``
+seconds, starting ``pre_origin_s`` before the origin, from every station for
+two modalities: broadband velocity (``HH?``) and accelerometer (``HN?``). Each
+has three components in the order E, N, Z, and channels named 1 and 2 are
+taken as N and E. Each component is
 linearly detrended, tapered, band-passed (zero-phase Butterworth) and turned
 into a log STFT power spectrogram. A station and modality whose three
 components do not all cover ``min_coverage`` of the window gets presence
@@ -49,13 +50,39 @@ def _split_of(year: int, cfg: dict) -> str | None:
     return None
 
 
-def _components(stream: obspy.Stream) -> dict[str, obspy.Stream]:
+def components(stream: obspy.Stream) -> dict[str, obspy.Stream]:
     """Group traces by component E, N, Z (mapping 1 -> N and 2 -> E)."""
     out: dict[str, obspy.Stream] = {}
     for tr in stream:
         letter = tr.stats.channel[-1:].upper()
         out.setdefault(COMPONENT_ALIASES.get(letter, letter), obspy.Stream()).append(tr)
     return out
+
+
+def station_window(by_component: dict, start: obspy.UTCDateTime, n: int, rate: float, sos, taper: np.ndarray,
+                   min_coverage: float, counters: Counter, pad_with_zeros: bool = False) -> np.ndarray | None:
+    """Clean one station's three components for one window; return (3, n) float or None when a component is too thin.
+
+    Each component is taken from ``by_component`` (see :func:`components`) and
+    checked for ``min_coverage``. Its missing samples are filled by linear
+    interpolation, or with ``pad_with_zeros`` by zeros after removing the mean,
+    which suits recordings shorter than the window. The component is then
+    linearly detrended, tapered and band-passed with the second-order sections
+    ``sos`` (zero phase).
+    """
+    rows = []
+    for component in COMPONENTS:
+        x = seismic.window_samples(by_component.get(component, ()), start, n, rate)
+        if np.isfinite(x).mean() < min_coverage:
+            return None
+        if pad_with_zeros:
+            finite = np.isfinite(x)
+            counters["padded_samples"] += int((~finite).sum())
+            x = np.where(finite, x - x[finite].mean(), 0.0)
+        else:
+            counters["filled_samples"] += fill_missing(x)
+        rows.append(sosfiltfilt(sos, detrend(x, type="linear") * taper))
+    return np.stack(rows)
 
 
 def _station_table(path: Path, cfg: dict) -> pd.DataFrame:
@@ -115,19 +142,13 @@ def ingest(raw_dir: Path, out: Path, cfg: dict) -> None:
         end = start + n / rate
         for k, station in enumerate(stations["station"]):
             for modality, band in MODALITY_CHANNELS.items():
-                by_component = _components(archive.window(cfg["network"], station, band, start, end, rate))
-                rows = []
-                for component in COMPONENTS:
-                    x = seismic.window_samples(by_component.get(component, ()), start, n, rate)
-                    if np.isfinite(x).mean() < float(cfg["min_coverage"]):
-                        break
-                    counters["filled_samples"] += fill_missing(x)
-                    rows.append(sosfiltfilt(sos, detrend(x, type="linear") * taper))
-                if len(rows) == len(COMPONENTS):
-                    waveforms[modality][e, k] = np.stack(rows)
-                    present[modality][e, k] = True
-                else:
+                by_component = components(archive.window(cfg["network"], station, band, start, end, rate))
+                window = station_window(by_component, start, n, rate, sos, taper, float(cfg["min_coverage"]), counters)
+                if window is None:
                     counters[f"absent_{modality}"] += 1
+                else:
+                    waveforms[modality][e, k] = window
+                    present[modality][e, k] = True
 
     # spectrograms, positions and targets
     signals = {}

@@ -2,8 +2,8 @@
 
 The dataset gives no coordinates, so spar assigns each position a point on a
 standing adult of height 1.75 m. Heights come from the segment proportions of
-body height H that Drillis and Contini (1966) published and that biomechanics
-texts tabulate: shoulder 0.818 H, elbow 0.630 H, wrist 0.485 H, hip 0.530 H,
+body height H that Drillis and Contini (1966) published, as biomechanics texts
+tabulate them. The joint heights are shoulder 0.818 H, elbow 0.630 H, wrist 0.485 H, hip 0.530 H,
 knee 0.285 H, ankle 0.039 H, chin 0.870 H, top of the head 1.000 H, shoulder
 width 0.259 H. A sensor on a segment sits at the segment's midpoint, on the
 body's surface. Limb sensors are placed on the right side (the dataset does

@@ -347,15 +347,17 @@ class SparModel(nn.Module):
         valid = torch.cat([latent[m]["valid"] for m in self.modalities], dim=1)
         return z, valid
 
-    def token_groups(self) -> torch.Tensor:
+    def token_groups(self, n_nodes: int | None = None) -> torch.Tensor:
         """Return the (modality, node slot) group of each token of :meth:`encode`, shape (sum_k L_k,).
 
-        Group ``k * N + n`` contains the tokens of node slot ``n`` in modality ``k``.
+        Group ``k * N + n`` contains the tokens of node slot ``n`` in modality ``k``,
+        where N is ``n_nodes`` (default: the node slots the model was built for).
         """
+        n_nodes = self.shape.n_nodes if n_nodes is None else n_nodes
         groups = []
         for k, m in enumerate(self.modalities):
             m_tok = self.shape.modalities[m].tokens_per_node
-            groups.append(k * self.shape.n_nodes + torch.arange(self.shape.n_nodes).repeat_interleave(m_tok))
+            groups.append(k * n_nodes + torch.arange(n_nodes).repeat_interleave(m_tok))
         return torch.cat(groups)
 
     def config_dict(self) -> dict:

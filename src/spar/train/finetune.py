@@ -14,6 +14,7 @@ from spar.config import get
 from spar.eval.metrics import accuracy, confusion_matrix, localization_errors, macro_f1
 from spar.files import atomic_path, write_json
 from spar.models.heads import LinearHead, TransformerHead
+from spar.train import checkpoint as checkpoint_io
 from spar.train.device import claim_device
 from spar.train.pretrain import seed_everything
 from spar.train.schedule import warmup_cosine
@@ -140,8 +141,9 @@ def finetune_localization(embeddings: Path, out_dir: Path, label_ratio: float, s
     Settings come from ``finetune.<task>`` (head_layers, epochs, batch_size, lr,
     weight_decay, and optionally train_split and test_split). Writes
     ``metrics.json`` (MSE in unit^2 as the mean squared Euclidean error over
-    all target axes, mean Euclidean distance error) and ``predictions.csv``
-    (``true_<axis>`` and ``pred_<axis>`` per target axis) into ``out_dir``.
+    all target axes, mean Euclidean distance error), ``predictions.csv``
+    (``true_<axis>`` and ``pred_<axis>`` per target axis) and the trained head
+    (``head.pt``) into ``out_dir``.
     """
     settings = get(tree, f"finetune.{task}")
     torch.set_num_threads(int(get(tree, "pretrain.threads", 1)))
@@ -172,6 +174,13 @@ def finetune_localization(embeddings: Path, out_dir: Path, label_ratio: float, s
     columns = {f"true_{a}": target[test, i] for i, a in enumerate(axes)}
     columns.update({f"pred_{a}": pred[:, i] for i, a in enumerate(axes)})
     _write_run(out_dir, metrics, pd.DataFrame(columns), arrays, test)
+    checkpoint_io.save(Path(out_dir) / "head.pt", {
+        "state_dict": {k: v.cpu() for k, v in head.state_dict().items()},
+        "dim": int(tokens.shape[-1]), "out_dim": int(target.shape[1]), "layers": int(settings["head_layers"]),
+        "heads": int(get(tree, "model.heads")), "mlp_ratio": float(get(tree, "model.mlp_ratio")),
+        "target_mean": mean.tolist(), "target_std": std.tolist(), "target_axes": list(axes), "unit": unit,
+        "embeddings": str(embeddings),
+    })
     log.info("%s seed %d, %.0f%% labels (%d windows): test MSE %.2f %s^2, mean distance %.2f %s on %d windows",
              meta["method"], seed, 100 * label_ratio, train.size, errors["mse"], unit, errors["distance"], unit, test.size)
 
