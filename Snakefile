@@ -21,6 +21,17 @@ rule demo:
         "results/figures/fig3.png",
 
 
+rule vehicle_experiments:
+    input:
+        "results/table2.csv",
+        "results/figures/fig4.png",
+        "results/table5.csv",
+        "results/figures/fig5.png",
+        "results/table6.csv",
+        "results/table7.csv",
+        "results/table8.csv",
+
+
 rule all:
     input:
         rules.demo.input,
@@ -29,3 +40,4 @@ rule all:
         "results/figures/fig7.png",
         "results/real/coal_node/report.json",
         "results/real/coal_node/localization.csv",
+        rules.vehicle_experiments.input,

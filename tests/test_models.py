@@ -69,6 +69,38 @@ def test_node_balanced_mask_keeps_share_per_node():
     assert (visible_per_node >= 20 // 8).all()
 
 
+def test_node_balanced_mask_shares_among_present_nodes():
+    # 8 slots x 10 tokens, 20 visible; sample 0 has 4 present nodes, so each keeps >= 5
+    present = torch.ones(2, 8, dtype=torch.bool)
+    present[0, 4:] = False
+    keep, mask = node_balanced_mask(2, n_nodes=8, tokens_per_node=10, mask_ratio=0.75,
+                                    generator=torch.Generator().manual_seed(4), node_present=present)
+    visible_per_node = (~mask).view(2, 8, 10).sum(dim=2)
+    assert mask.sum(dim=1).tolist() == [60, 60]
+    assert visible_per_node[0, :4].tolist() == [5, 5, 5, 5]
+    assert visible_per_node[0, 4:].sum().item() == 0  # absent nodes have nothing to show
+    assert (visible_per_node[1] >= 2).all()
+
+
+def test_node_drop_mask_drops_only_present_nodes():
+    # 6 present of 8 slots, drop ratio 0.5: three present nodes fully hidden in every sample
+    present = torch.ones(16, 8, dtype=torch.bool)
+    present[:, [1, 6]] = False
+    keep, mask = node_drop_mask(16, n_nodes=8, tokens_per_node=10, mask_ratio=0.75, node_drop_ratio=0.5,
+                                generator=torch.Generator().manual_seed(5), node_present=present)
+    hidden_nodes = mask.view(16, 8, 10).all(dim=2)
+    assert (hidden_nodes & present).sum(dim=1).tolist() == [3] * 16
+    assert mask.sum(dim=1).tolist() == [60] * 16
+
+
+def test_node_drop_mask_keeps_one_present_node():
+    present = torch.zeros(1, 4, dtype=torch.bool)
+    present[0, 2] = True
+    keep, mask = node_drop_mask(1, n_nodes=4, tokens_per_node=5, mask_ratio=0.5, node_drop_ratio=1.0,
+                                generator=torch.Generator().manual_seed(6), node_present=present)
+    assert not mask.view(1, 4, 5)[0, 2].all()
+
+
 def test_patchify_roundtrip_and_order():
     ms = ModalityShape(2, 4, 10, 2, 5)
     x = torch.arange(3 * 4 * 2 * 4 * 10, dtype=torch.float32).view(3, 4, 2, 4, 10)

@@ -30,6 +30,17 @@ def _tree(args) -> dict:
 # --- step implementations (imported lazily: torch takes seconds to import) ------------
 
 
+def _tags(pairs: list[str] | None) -> dict:
+    """Parse ``--tag KEY=VALUE`` options into a dict of strings."""
+    tags = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--tag {pair!r} is not KEY=VALUE; write for example --tag variant=no_spatial_embedding")
+        tags[key] = value
+    return tags
+
+
 def cmd_synth_m3nvc(args) -> None:
     from spar.synth.m3nvc import synthesize
 
@@ -75,39 +86,34 @@ def cmd_ingest_realworld(args) -> None:
 def cmd_pretrain(args) -> None:
     from spar.train.pretrain import pretrain
 
-    pretrain(store=args.store, out=args.out, method=args.method, seed=args.seed, tree=_tree(args), dataset=args.dataset)
+    pretrain(store=args.store, out=args.out, method=args.method, seed=args.seed, tree=_tree(args), dataset=args.dataset,
+             exclude_groups=args.exclude_groups)
+
+
+def cmd_placement(args) -> None:
+    from spar.train.placement import place
+
+    place(checkpoint=args.checkpoint, store=args.store, group=args.group, mode=args.mode, out=args.out, seed=args.seed,
+          tree=_tree(args))
 
 
 def cmd_embed(args) -> None:
     from spar.train.embed import embed
 
-    embed(checkpoint=args.checkpoint, store=args.store, out=args.out, group=args.group, tree=_tree(args))
+    embed(checkpoint=args.checkpoint, store=args.store, out=args.out, group=args.group, tree=_tree(args),
+          drop_prob=args.drop_prob, drop_seed=args.drop_seed)
 
 
-def cmd_finetune_localization(args) -> None:
-    from spar.train.finetune import finetune_localization
+def cmd_finetune(args) -> None:
+    from spar.train import detection, finetune
 
-    finetune_localization(
-        embeddings=args.embeddings,
-        out_dir=args.out_dir,
-        label_ratio=args.label_ratio,
-        seed=args.seed,
-        tree=_tree(args),
-        task=args.task_settings,
-    )
-
-
-def cmd_finetune_classification(args) -> None:
-    from spar.train.finetune import finetune_classification
-
-    finetune_classification(
-        embeddings=args.embeddings,
-        out_dir=args.out_dir,
-        label_ratio=args.label_ratio,
-        seed=args.seed,
-        tree=_tree(args),
-        task=args.task_settings,
-    )
+    train = {
+        "localization": finetune.finetune_localization,
+        "classification": finetune.finetune_classification,
+        "detection": detection.finetune_detection,
+    }[args.task]
+    train(embeddings=args.embeddings, out_dir=args.out_dir, label_ratio=args.label_ratio, seed=args.seed,
+          tree=_tree(args), task=args.task_settings, tags=_tags(args.tag))
 
 
 def cmd_table1(args) -> None:
@@ -128,6 +134,14 @@ def cmd_table3(args) -> None:
         from spar.eval.summary import write_table_summary
 
         write_table_summary(args.out, args.summary)
+
+
+def cmd_experiment_table(args) -> None:
+    from spar.eval.experiment_tables import write_experiment_table
+
+    rows = [(row[0], [Path(p) for p in row[1:]]) for row in args.row]
+    write_experiment_table(args.table, rows, args.out, columns=args.columns, row_titles=_tags(args.row_title),
+                           summary=args.summary)
 
 
 def cmd_fig6(args) -> None:
@@ -161,6 +175,23 @@ def cmd_transfer_coal_node(args) -> None:
 
     transfer_coal_node(checkpoint=args.checkpoint, head_path=args.head, reference_store=args.reference_store,
                        out=args.out, tree=_tree(args), raw_dir=args.raw)
+
+
+def cmd_table2(args) -> None:
+    from spar.eval.tables import write_table2
+
+    write_table2(args.metrics, args.out, methods=args.methods, radii=args.radii)
+    if args.summary:
+        from spar.eval.summary import write_table_summary
+
+        write_table_summary(args.out, args.summary)
+
+
+def cmd_fig4(args) -> None:
+    from spar.eval.figures import plot_fig4
+
+    plot_fig4(args.predictions, args.store, args.out, scene=args.scene, n_windows=args.windows,
+              threshold=args.threshold, radius=args.radius)
 
 
 def cmd_methods(args) -> None:
@@ -224,32 +255,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", required=True, help="registered method name, see `spar methods`")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--out", type=Path, required=True, help="final checkpoint path (model.pt)")
+    p.add_argument("--exclude-groups", nargs="*", default=[], metavar="GROUP",
+                   help="groups (scenes, subjects or events) whose windows are left out of pretraining, for example h08 h24")
     _add_config_args(p)
     p.set_defaults(func=cmd_pretrain)
+
+    p = commands.add_parser("placement", help="structural positions for the nodes of a group that pretraining never saw")
+    p.add_argument("--checkpoint", type=Path, required=True, help="pretraining checkpoint (model.pt)")
+    p.add_argument("--store", type=Path, required=True, help="the tensor store the checkpoint was pretrained on")
+    p.add_argument("--group", required=True, help="group whose unseen nodes get positions (for example h24)")
+    p.add_argument("--mode", required=True, choices=["random", "fitted"],
+                   help="random: copy the positions of learned nodes drawn at random; fitted: then fit them to the pretraining loss")
+    p.add_argument("--seed", type=int, required=True, help="seed of the draw and of the fitting")
+    p.add_argument("--out", type=Path, required=True,
+                   help="checkpoint to write; <stem>.placement.json is written beside it")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_placement)
 
     p = commands.add_parser("embed", help="post-fusion embeddings of a frozen encoder for one group of windows")
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--store", type=Path, required=True)
     p.add_argument("--group", required=True, help="scene, subject or event group to embed (for example h24)")
     p.add_argument("--out", type=Path, required=True, help="output .npz")
+    p.add_argument("--drop-prob", type=float, default=0.0,
+                   help="probability that each node's message of each window is lost (lossy links); default 0")
+    p.add_argument("--drop-seed", type=int, default=0, help="seed of the message drops")
     _add_config_args(p)
     p.set_defaults(func=cmd_embed)
 
     finetune = commands.add_parser("finetune", help="train a task head on frozen embeddings")
     tasks = finetune.add_subparsers(dest="task", required=True)
-    for name, description, default_task, func in (
-        ("localization", "single-object localization with a transformer head (MSE)", "localization", cmd_finetune_localization),
-        ("classification", "classification with a linear head (cross-entropy)", "activity", cmd_finetune_classification),
+    for name, description, default_task, outputs in (
+        ("localization", "single-object localization with a transformer head (MSE)", "localization",
+         "metrics.json, predictions.csv and head.pt"),
+        ("classification", "classification with a linear head (cross-entropy)", "activity", "metrics.json and predictions.csv"),
+        ("detection", "multi-object classification and localization with a set-prediction head (mAP@r)", "detection",
+         "metrics.json, predictions.csv, ground_truth.csv and head.pt"),
     ):
         p = tasks.add_parser(name, help=description)
-        p.add_argument("--embeddings", type=Path, required=True)
+        p.add_argument("--embeddings", type=Path, required=True, help="embeddings .npz written by `spar embed`")
         p.add_argument("--label-ratio", type=float, required=True, help="fraction of the labeled training windows used")
         p.add_argument("--seed", type=int, required=True)
-        p.add_argument("--out-dir", type=Path, required=True, help="receives metrics.json and predictions.csv")
+        p.add_argument("--out-dir", type=Path, required=True, help=f"receives {outputs}")
         p.add_argument("--task", dest="task_settings", default=default_task,
                        help=f"section of params.yaml 'finetune' with the head settings (default: {default_task})")
+        p.add_argument("--tag", action="append", metavar="KEY=VALUE",
+                       help="extra field written into metrics.json, such as the ablation a run belongs to (repeatable)")
         _add_config_args(p)
-        p.set_defaults(func=func)
+        p.set_defaults(func=cmd_finetune)
 
     table = commands.add_parser("table", help="aggregate run metrics into a paper table")
     table_kinds = table.add_subparsers(dest="table", required=True)
@@ -261,6 +314,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", type=Path, default=None, help="also write the mean columns as JSON (for dvc metrics)")
     p.set_defaults(func=cmd_table1)
 
+    p = table_kinds.add_parser("table2", help="multi-vehicle classification and localization (mAP@r)")
+    p.add_argument("--metrics", type=Path, nargs="+", required=True, help="metrics.json of every detection run")
+    p.add_argument("--methods", nargs="+", required=True, help="row order")
+    p.add_argument("--radii", type=float, nargs="+", default=[4.0, 6.0, 8.0, 10.0],
+                   help="matching radii in metres, column order (default: 4 6 8 10)")
+    p.add_argument("--out", type=Path, required=True, help="CSV path; a Markdown twin is written beside it")
+    p.add_argument("--summary", type=Path, default=None, help="also write the mean columns as JSON (for dvc metrics)")
+    p.set_defaults(func=cmd_table2)
+
     p = table_kinds.add_parser("table3", help="earthquake localization (Ridgecrest) and activity recognition (HAR)")
     p.add_argument("--ridgecrest", type=Path, nargs="*", help="metrics.json of every Ridgecrest run")
     p.add_argument("--har", type=Path, nargs="*", help="metrics.json of every RealWorld-HAR run")
@@ -268,6 +330,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="CSV path; a Markdown twin is written beside it")
     p.add_argument("--summary", type=Path, default=None, help="also write the mean columns as JSON (for dvc metrics)")
     p.set_defaults(func=cmd_table3)
+
+    for name, description in (
+        ("table5", "single-vehicle classification"),
+        ("table6", "single-vehicle localization under message drop (columns: drop probabilities)"),
+        ("table7", "single-vehicle localization on an unseen placement"),
+        ("table8", "ablations and masking strategies of SPAR"),
+    ):
+        p = table_kinds.add_parser(name, help=description)
+        p.add_argument("--row", nargs="+", action="append", required=True, metavar="NAME_THEN_PATHS",
+                       help="a row: its name, then the metrics.json of its runs (repeat for each row, in order)")
+        p.add_argument("--columns", type=float, nargs="+", default=None,
+                       help="values of the column field, in order (table6: drop probabilities)")
+        p.add_argument("--row-title", action="append", metavar="NAME=TITLE", help="Markdown label of a row (repeatable)")
+        p.add_argument("--out", type=Path, required=True, help="CSV path; a Markdown twin is written beside it")
+        p.add_argument("--summary", type=Path, default=None, help="also write the mean of each cell as JSON (for dvc metrics)")
+        p.set_defaults(func=cmd_experiment_table)
 
     figure = commands.add_parser("figure", help="draw a paper figure")
     figure_kinds = figure.add_subparsers(dest="figure", required=True)
@@ -277,6 +355,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scene", required=True)
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_fig3)
+
+    p = figure_kinds.add_parser("fig4", help="multi-vehicle detections of example windows: true and false positives, misses")
+    p.add_argument("--predictions", type=Path, nargs="+", required=True,
+                   help="predictions.csv of a detection run, one per method (one row of panels each)")
+    p.add_argument("--store", type=Path, required=True, help="tensor store, for node positions")
+    p.add_argument("--scene", required=True)
+    p.add_argument("--windows", type=int, default=4, help="number of example test windows with vehicles (default: 4)")
+    p.add_argument("--threshold", type=float, default=0.5, help="minimum confidence of a drawn prediction (default: 0.5)")
+    p.add_argument("--radius", type=float, default=4.0, help="matching radius in metres (default: 4)")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_fig4)
 
     p = figure_kinds.add_parser("fig6", help="earthquake epicenters: predicted vs catalog, with stations")
     p.add_argument("--predictions", type=Path, nargs="+", required=True, help="predictions.csv, one per method")

@@ -1,6 +1,9 @@
 # Helpers shared by the rules: settings passed to each step and the file lists of targets.
 
+import copy
 import json
+import shlex
+from argparse import Namespace
 
 from snakemake.utils import validate
 
@@ -20,6 +23,9 @@ wildcard_constraints:
     seed=r"\d+",
     ratio=r"[0-9.]+",
     group="[A-Za-z0-9_.-]+",
+    variant="[a-z0-9_.]+",
+    prob=r"[0-9.]+",
+    mode="random|fitted",
 
 
 def to_json(tree):
@@ -57,12 +63,20 @@ def pretrain_config(wildcards):
         "gpu": config["gpu"],
         "datasets": {wildcards.dataset: config["datasets"][wildcards.dataset]},
     }
+    objective_settings = config.get("objectives", {}).get(wildcards.method)
+    if objective_settings:
+        tree["objectives"] = {wildcards.method: objective_settings}
     if METHODS[wildcards.method].pretrain_overrides.get("epochs") == 0:
         tree["pretrain"] = {"threads": config["pretrain"]["threads"]}
     else:
         tree["mask_ratio"] = config["mask_ratio"]
         tree["pretrain"] = config["pretrain"]
     return to_json(tree)
+
+
+def pretrain_config_m3nvc(wildcards):
+    """`pretrain_config` of the M3N-VC store, for rules whose outputs do not name the dataset."""
+    return pretrain_config(Namespace(dataset="m3nvc", method=wildcards.method))
 
 
 def dataset_seeds(dataset):
@@ -111,3 +125,111 @@ def table3_runs(table):
 def first_seed_runs(table, name):
     """One file per method from the first seed's run of a Table 3 half."""
     return expand("results/runs/{table}/{method}/seed{seed}/{name}", table=table, method=config["methods"], seed=config["seeds"][0], name=name)
+
+
+# --- the other vehicle experiments: classification, message drop, ablations ---------------------
+
+
+def localization_scene():
+    return config["finetune"]["localization"]["scene"]
+
+
+def first_ratio_name():
+    """Label ratio 1.0 as it appears in run folder names."""
+    return str(1.0)
+
+
+def row_args(rows):
+    """Command-line rows of `spar table`: ``--row NAME PATH...`` per (name, paths), quoted for the shell."""
+    return " ".join("--row " + " ".join(shlex.quote(str(part)) for part in (name, *paths)) for name, paths in rows)
+
+
+def flatten_rows(rows):
+    return [path for _, paths in rows for path in paths]
+
+
+def table5_rows():
+    return [(m, expand("results/runs/table5/{method}/seed{seed}/metrics.json", method=m, seed=config["seeds"])) for m in config["methods"]]
+
+
+def drop_names():
+    """Message drop probabilities as they appear in run folder names, for example 0.05."""
+    return [str(float(p)) for p in config["message_drop"]["probabilities"]]
+
+
+def table6_rows():
+    return [
+        (m, expand("results/runs/table6/{method}/drop{prob}/seed{seed}/metrics.json", method=m, prob=drop_names(), seed=config["seeds"]))
+        for m in config["methods"]
+    ]
+
+
+def apply_settings(tree, changes):
+    """Return a copy of ``tree`` with dotted keys such as ``model.masking`` set; an unknown key is an error."""
+    tree = copy.deepcopy(tree)
+    for dotted, value in changes.items():
+        keys = dotted.split(".")
+        node = tree
+        for key in keys[:-1]:
+            node = node[key]
+        if keys[-1] not in node:
+            raise ValueError(f"params.yaml ablations: {dotted!r} is not a key of params.yaml")
+        node[keys[-1]] = value
+    return tree
+
+
+def ablation_config(wildcards):
+    """Settings of one ablation's SPAR pretraining: those of `pretrain_config` with the variant's changes."""
+    changes = config["ablations"][wildcards.variant]["set"]
+    base = pretrain_config(Namespace(dataset="m3nvc", method="spar"))
+    return to_json(apply_settings(json.loads(base), changes))
+
+
+def table8_rows():
+    """One row per ablation; the unchanged variant reuses SPAR's single-vehicle localization runs."""
+    rows = []
+    for variant, entry in config["ablations"].items():
+        if entry["set"]:
+            pattern = "results/runs/table8/{variant}/seed{seed}/metrics.json"
+        else:
+            pattern = "results/runs/table1/spar/ratio" + first_ratio_name() + "/seed{seed}/metrics.json"
+        rows.append((variant, expand(pattern, variant=variant, seed=config["seeds"])))
+    return rows
+
+
+def table8_titles():
+    return " ".join("--row-title " + shlex.quote(f"{name}={entry['title']}") for name, entry in config["ablations"].items())
+
+
+# --- unseen placement -------------------------------------------------------------------------------
+
+
+def placement_modes(method):
+    """Structural-position modes of a method: every configured mode with structural positions, else random only.
+
+    Without structural positions both modes give the same checkpoint, so such a method gets one row.
+    """
+    from spar.models.registry import model_config_for
+
+    if model_config_for(method, config["model"]).structural_embedding:
+        return config["placement"]["modes"]
+    return ["random"]
+
+
+def table7_rows():
+    rows = []
+    for method in config["methods"]:
+        modes = placement_modes(method)
+        for mode in modes:
+            name = method if len(modes) == 1 else f"{method}/{mode}"
+            rows.append((name, expand("results/runs/table7/{method}/{mode}/seed{seed}/metrics.json", method=method, mode=mode, seed=config["seeds"])))
+    return rows
+
+
+def table7_titles():
+    titles = []
+    for name, _ in table7_rows():
+        if "/" in name:
+            method, mode = name.split("/")
+            titles.append("--row-title " + shlex.quote(f"{name}={method}, {mode} structural positions"))
+    return " ".join(titles)

@@ -105,3 +105,106 @@ rule transfer_coal_node:
     shell:
         "spar transfer coal-node --checkpoint {input.checkpoint} --head {input.head} --reference-store {input.store}"
         " --out {output} --config {params.cfg:q} > {log} 2>&1"
+
+
+rule table5:
+    input:
+        flatten_rows(table5_rows()),
+    output:
+        csv="results/table5.csv",
+        md="results/table5.md",
+    params:
+        rows=row_args(table5_rows()),
+    log:
+        "logs/table5.log",
+    shell:
+        "spar table table5 {params.rows} --out {output.csv} > {log} 2>&1"
+
+
+rule fig5:
+    input:
+        expand("results/runs/table5/{method}/seed{seed}/metrics.json", method=config["methods"], seed=config["seeds"][0]),
+    output:
+        "results/figures/fig5.png",
+    log:
+        "logs/fig5.log",
+    shell:
+        "spar figure confusion --metrics {input}"
+        " --title 'Figure 5: single-vehicle classification on scene " + config["finetune"]["vehicle"]["scene"] + "'"
+        " --out {output} > {log} 2>&1"
+
+
+rule table6:
+    input:
+        flatten_rows(table6_rows()),
+    output:
+        csv="results/table6.csv",
+        md="results/table6.md",
+    params:
+        rows=row_args(table6_rows()),
+        probs=drop_names(),
+    log:
+        "logs/table6.log",
+    shell:
+        "spar table table6 {params.rows} --columns {params.probs} --out {output.csv} > {log} 2>&1"
+
+
+rule table8:
+    input:
+        flatten_rows(table8_rows()),
+    output:
+        csv="results/table8.csv",
+        md="results/table8.md",
+    params:
+        rows=row_args(table8_rows()),
+        titles=table8_titles(),
+    log:
+        "logs/table8.log",
+    shell:
+        "spar table table8 {params.rows} {params.titles} --out {output.csv} > {log} 2>&1"
+
+
+rule table7:
+    input:
+        flatten_rows(table7_rows()),
+    output:
+        csv="results/table7.csv",
+        md="results/table7.md",
+    params:
+        rows=row_args(table7_rows()),
+        titles=table7_titles(),
+    log:
+        "logs/table7.log",
+    shell:
+        "spar table table7 {params.rows} {params.titles} --out {output.csv} > {log} 2>&1"
+
+
+rule table2:
+    input:
+        expand("results/runs/table2/{method}/seed{seed}/metrics.json", method=config["methods"], seed=config["seeds"]),
+    output:
+        csv="results/table2.csv",
+        md="results/table2.md",
+    params:
+        methods=config["methods"],
+        radii=config["finetune"]["detection"]["radii_m"],
+    log:
+        "logs/table2.log",
+    shell:
+        "spar table table2 --metrics {input} --methods {params.methods} --radii {params.radii} --out {output.csv} > {log} 2>&1"
+
+
+rule fig4:
+    input:
+        predictions=first_seed_runs("table2", "predictions.csv"),
+        store="data/tensors/m3nvc.zarr",
+    output:
+        "results/figures/fig4.png",
+    params:
+        scene=config["finetune"]["detection"]["scene"],
+        radius=config["finetune"]["detection"]["radii_m"][0],
+    log:
+        "logs/fig4.log",
+    shell:
+        "spar figure fig4 --predictions {input.predictions} --store {input.store} --scene {params.scene}"
+        " --radius {params.radius} --out {output} > {log} 2>&1"

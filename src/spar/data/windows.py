@@ -36,7 +36,9 @@ class WindowData:
     ``position`` (S, N, A) float32 (0 at empty slots), ``node_id`` (S, N) int64
     (-1 at empty slots), ``label`` (S,) int64, ``target`` (S, A_t) float32 (NaN
     where none), ``objects`` (S, O, 3) and ``object_count`` (S,) when the store
-    has them, ``sample`` (S,) int64 index into the store.
+    has them, ``sample`` (S,) int64 index into the store, ``time_s`` (S,) float64
+    window start in seconds after the store's first window, ``group_index``
+    (S,) int64 index of the window's group in the sorted group names.
     """
 
     tensors: dict[str, torch.Tensor]
@@ -67,6 +69,15 @@ class WindowData:
         modalities = list(ds.attrs["modalities"])
 
         tensors: dict[str, torch.Tensor] = {"sample": torch.from_numpy(index.astype(np.int64))}
+
+        # window start in seconds from the store's first window, and the group as an integer,
+        # for objectives that relate windows close in time
+        start = sub["time"].values.astype("datetime64[ns]")
+        first = ds["time"].values.astype("datetime64[ns]").min()
+        tensors["time_s"] = torch.from_numpy((start - first).astype(np.int64) / 1e9)
+        all_groups = sorted(set(_str_array(ds["group"].values).tolist()))
+        group_codes = {name: i for i, name in enumerate(all_groups)}
+        tensors["group_index"] = torch.tensor([group_codes[g] for g in _str_array(sub["group"].values)], dtype=torch.int64)
         for m in modalities:
             signal = sub[f"signal_{m}"].values.astype(np.float32)
             present = sub[f"present_{m}"].values.astype(bool)

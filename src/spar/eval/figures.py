@@ -17,8 +17,11 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Circle
 from matplotlib.ticker import MaxNLocator
 
+from spar.eval.detection import Detections, match_detections
 from spar.eval.metrics import localization_errors
 from spar.features.store import open_store
 from spar.files import atomic_path
@@ -56,6 +59,23 @@ class NodeLayout:
     unit: str
 
 
+def _read_run_metrics(metrics_path: Path, data_path: Path, scene: str | None) -> dict:
+    """Read the ``metrics.json`` of a run; it must name the method and, when ``scene`` is given, match it.
+
+    ``data_path`` is the file whose labels come from it, for the error messages.
+    """
+    try:
+        metrics = json.loads(metrics_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{metrics_path} is not valid JSON ({err}); rerun the fine-tuning step that wrote it") from err
+    method = metrics.get("method") if isinstance(metrics, dict) else None
+    if not isinstance(method, str) or not method:
+        raise ValueError(f"{metrics_path} has no \"method\" string; it is needed to label the rows of {data_path}")
+    if scene is not None and "scene" in metrics and str(metrics["scene"]) != scene:
+        raise ValueError(f"{metrics_path} is from scene {metrics['scene']!r}, but the figure is for scene {scene!r}; pass runs of that scene")
+    return metrics
+
+
 def read_predictions(path: Path, scene: str | None = None) -> MethodPredictions:
     """Read a run's ``predictions.csv`` and take the method name from the ``metrics.json`` beside it.
 
@@ -70,15 +90,8 @@ def read_predictions(path: Path, scene: str | None = None) -> MethodPredictions:
     if not metrics_path.exists():
         raise FileNotFoundError(f"{metrics_path} not found; the method name of {path} is read from the metrics.json beside it")
 
-    try:
-        metrics = json.loads(metrics_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{metrics_path} is not valid JSON ({err}); rerun the fine-tuning step that wrote it") from err
-    method = metrics.get("method") if isinstance(metrics, dict) else None
-    if not isinstance(method, str) or not method:
-        raise ValueError(f"{metrics_path} has no \"method\" string; it is needed to label the predictions in {path}")
-    if scene is not None and "scene" in metrics and str(metrics["scene"]) != scene:
-        raise ValueError(f"{metrics_path} is from scene {metrics['scene']!r}, but the figure is for scene {scene!r}; pass runs of that scene")
+    metrics = _read_run_metrics(metrics_path, path, scene)
+    method = metrics["method"]
 
     table = pd.read_csv(path)
     missing = [column for column in PREDICTION_COLUMNS if column not in table.columns]
@@ -349,3 +362,178 @@ def plot_confusion_matrices(metrics_paths: list[Path], out: Path, title: str) ->
     with atomic_path(out, suffix=out.suffix or ".png") as tmp:
         fig.savefig(tmp, dpi=150)
     log.info("wrote %s: %d confusion matrices of %d classes", out, len(runs), n_classes)
+
+
+# --- Figure 4: multi-vehicle detection ------------------------------------------------------------------
+
+DETECTION_COLUMNS = ("sample", "time", "query", "class_index", "class", "confidence", "east", "north")
+TRUTH_COLUMNS = ("sample", "time", "object", "class_index", "class", "east", "north")
+
+
+@dataclass(frozen=True)
+class MethodDetections:
+    """Test-set detections of one method: ``predictions.csv``, ``ground_truth.csv`` and ``metrics.json`` of a run."""
+
+    method: str
+    path: Path
+    predictions: pd.DataFrame
+    truth: pd.DataFrame
+    metrics: dict
+
+
+def read_detections(path: Path, scene: str | None = None) -> MethodDetections:
+    """Read a detection run's ``predictions.csv`` with the ``ground_truth.csv`` and ``metrics.json`` beside it.
+
+    Raises:
+        FileNotFoundError: one of the three files is missing.
+        ValueError: a column is missing, or ``metrics.json`` is not from a
+            detection run of ``scene``.
+    """
+    path = Path(path)
+    truth_path = path.with_name("ground_truth.csv")
+    metrics_path = path.with_name("metrics.json")
+    for required in (path, truth_path, metrics_path):
+        if not required.exists():
+            raise FileNotFoundError(f"{required} not found; run `spar finetune detection --out-dir {path.parent}` to write it")
+
+    metrics = _read_run_metrics(metrics_path, path, scene)
+    if not any(key.startswith("map@") for key in metrics):
+        raise ValueError(f"{metrics_path} has no map@<r> key; pass the predictions.csv of a `spar finetune detection` run")
+
+    tables = {}
+    for table_path, columns in ((path, DETECTION_COLUMNS), (truth_path, TRUTH_COLUMNS)):
+        table = pd.read_csv(table_path)
+        missing = [column for column in columns if column not in table.columns]
+        if missing:
+            raise ValueError(f"{table_path} lacks the columns {missing}; it has {list(table.columns)}")
+        tables[table_path] = table
+    return MethodDetections(method=metrics["method"], path=path, predictions=tables[path], truth=tables[truth_path], metrics=metrics)
+
+
+def example_windows(runs: list[MethodDetections], count: int) -> list[int]:
+    """Pick ``count`` test windows with vehicles that every run predicted, spread evenly over time.
+
+    Returns the sample ids in time order, fewer than ``count`` when fewer windows qualify.
+    """
+    candidates = set(runs[0].truth["sample"].tolist())
+    for run in runs:
+        candidates &= set(run.predictions["sample"].tolist())
+    if not candidates:
+        raise ValueError(f"no test window of {runs[0].path} has a vehicle and predictions in every run; pass runs of the same embeddings")
+    ordered = sorted(candidates)
+    picks = np.unique(np.linspace(0, len(ordered) - 1, min(count, len(ordered))).round().astype(int))
+    return [ordered[i] for i in picks]
+
+
+def _window_outcome(predictions: pd.DataFrame, truth: pd.DataFrame, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Return (whether each prediction is a true positive, whether each true vehicle was found) in one window."""
+    detections = Detections.build(np.zeros(len(predictions)), predictions["class_index"], predictions[["east", "north"]],
+                                  predictions["confidence"], name="predictions")
+    vehicles = Detections.build(np.zeros(len(truth)), truth["class_index"], truth[["east", "north"]], name="ground truth")
+    matched = match_detections(detections, vehicles, radius)
+    found = np.zeros(len(truth), dtype=bool)
+    found[matched[matched >= 0]] = True
+    return matched >= 0, found
+
+
+def plot_fig4(prediction_paths: list[Path], store: Path, out: Path, scene: str, n_windows: int = 4,
+              threshold: float = 0.5, radius: float = 4.0) -> None:
+    """Draw Figure 4: detections of example test windows, one row per method and one column per window.
+
+    Each panel shows the sensor nodes (triangles), the true vehicles (stars,
+    colored by class) with a circle of ``radius`` metres around each, and the
+    predictions whose confidence is at least ``threshold``. A true positive
+    (filled circle) has the right class and lies within ``radius`` of a
+    vehicle that no more confident prediction took. Every other prediction is
+    a false positive (cross), and a vehicle that no prediction found is a
+    false negative (square around its star). This is the matching of mAP@r,
+    applied to the predictions above the threshold.
+
+    Args:
+        prediction_paths: ``predictions.csv`` of one detection run per method;
+            ``ground_truth.csv`` and ``metrics.json`` must lie beside each.
+        store: tensor store of the dataset, for the node positions.
+        out: image path; the format follows its suffix (``.png`` by default).
+        scene: group name of the scene in the store, such as ``i22``.
+        n_windows: number of example windows (columns).
+        threshold: minimum confidence of a drawn prediction, in [0, 1].
+        radius: matching radius in metres.
+    """
+    out = Path(out)
+    if not prediction_paths:
+        raise ValueError("no predictions files given; pass one predictions.csv of a detection run per method")
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"confidence threshold {threshold} is outside [0, 1]")
+    if n_windows < 1:
+        raise ValueError(f"n_windows is {n_windows}; draw at least one window")
+
+    runs = [read_detections(path, scene=scene) for path in prediction_paths]
+    seen: dict[str, Path] = {}
+    for run in runs:
+        if run.method in seen:
+            raise ValueError(f"method {run.method!r} has two predictions files, {seen[run.method]} and {run.path}; pass one per method")
+        seen[run.method] = run.path
+    layout = read_node_layout(store, scene)
+    samples = example_windows(runs, n_windows)
+    drawn_predictions = [run.predictions[(run.predictions["sample"].isin(samples)) & (run.predictions["confidence"] >= threshold)] for run in runs]
+    truth = runs[0].truth[runs[0].truth["sample"].isin(samples)]
+    class_names = sorted(set(truth["class"]).union(*(set(table["class"]) for table in drawn_predictions)))
+    color = {name: f"C{i % 10}" for i, name in enumerate(class_names)}
+
+    # shared limits: nodes, vehicles with their circles, and the drawn predictions
+    points = [layout.positions, truth[["east", "north"]].to_numpy() + radius, truth[["east", "north"]].to_numpy() - radius]
+    points += [table[["east", "north"]].to_numpy() for table in drawn_predictions]
+    points = np.concatenate(points)
+    low, high = points.min(axis=0), points.max(axis=0)
+    margin = 0.05 * max(float((high - low).max()), 1.0)
+
+    n_rows, n_cols = len(runs), len(samples)
+    fig = Figure(figsize=(3.2 * n_cols, 3.2 * n_rows + 1.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    for row, (run, predictions) in enumerate(zip(runs, drawn_predictions)):
+        for col, sample in enumerate(samples):
+            ax = axes[row, col]
+            window_truth = run.truth[run.truth["sample"] == sample]
+            window_pred = predictions[predictions["sample"] == sample].sort_values("confidence", ascending=False)
+            hit, found = _window_outcome(window_pred, window_truth, radius)
+
+            ax.scatter(layout.positions[:, 0], layout.positions[:, 1], s=30, marker="^", c="black", zorder=2)
+            for name, east, north, is_found in zip(window_truth["class"], window_truth["east"], window_truth["north"], found):
+                ax.add_patch(Circle((east, north), radius, fill=False, linestyle="--", linewidth=0.8, edgecolor=color[name], zorder=6))
+                ax.scatter([east], [north], s=140, marker="*", c=color[name], edgecolors="black", linewidths=0.5, zorder=3)
+                if not is_found:
+                    ax.scatter([east], [north], s=420, marker="s", facecolors="none", edgecolors="red", linewidths=1.2, zorder=4)
+            for name, east, north, is_hit in zip(window_pred["class"], window_pred["east"], window_pred["north"], hit):
+                marker, size = ("o", 40) if is_hit else ("X", 50)
+                ax.scatter([east], [north], s=size, marker=marker, c=color[name], edgecolors="black", linewidths=0.5, zorder=5)
+
+            ax.set_xlim(low[0] - margin, high[0] + margin)
+            ax.set_ylim(low[1] - margin, high[1] + margin)
+            ax.set_aspect("equal", adjustable="box")
+            ax.grid(True, linewidth=0.3)
+            ax.tick_params(labelsize=7)
+            time = str(window_truth["time"].iloc[0])[11:19]
+            ax.set_title(f"{run.method}, {time}: TP {int(hit.sum())}, FP {int((~hit).sum())}, FN {int((~found).sum())}", fontsize=8)
+            if row == n_rows - 1:
+                ax.set_xlabel(f"east ({layout.unit})", fontsize=8)
+            if col == 0:
+                ax.set_ylabel(f"north ({layout.unit})", fontsize=8)
+        log.info("fig4 %s: windows %s from %s", run.method, samples, run.path)
+
+    handles = [
+        Line2D([], [], linestyle="none", marker="^", color="black", label="sensor node"),
+        Line2D([], [], linestyle="none", marker="*", markersize=11, color="0.6", markeredgecolor="black", label="true vehicle"),
+        Line2D([], [], linestyle="--", color="0.4", label=f"r = {radius:g} {layout.unit}"),
+        Line2D([], [], linestyle="none", marker="o", color="0.6", markeredgecolor="black", label="true positive"),
+        Line2D([], [], linestyle="none", marker="X", color="0.6", markeredgecolor="black", label="false positive"),
+        Line2D([], [], linestyle="none", marker="s", markersize=11, markerfacecolor="none", markeredgecolor="red", label="false negative"),
+    ]
+    handles += [Line2D([], [], linestyle="none", marker="s", color=color[name], label=name) for name in class_names]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), fontsize=8, frameon=False)
+    fig.suptitle(f"Multi-vehicle detection, scene {scene}: predictions with confidence >= {threshold:g}, "
+                 f"matched within {radius:g} {layout.unit}", fontsize=10)
+
+    with atomic_path(out, suffix=out.suffix or ".png") as tmp:
+        fig.savefig(tmp, dpi=150)
+    log.info("wrote %s: %d methods x %d windows", out, n_rows, n_cols)

@@ -446,3 +446,102 @@ def write_table3(ridgecrest_paths: list[Path], har_paths: list[Path], out: Path,
         note=note, row_header="Method", row_labels=methods, columns=columns, cells=cells,
     ))
     log.info("wrote %s and %s: %d methods, halves %s", out, out.with_suffix(".md"), len(methods), list(halves))
+
+
+# --- Table 2: multi-vehicle joint classification and localization --------------------------------------
+
+TABLE2_RADII_M = (4.0, 6.0, 8.0, 10.0)
+
+
+def map_key(radius: float) -> str:
+    """Return the metrics.json key of mAP at ``radius`` metres: 4.0 -> ``map@4``, 2.5 -> ``map@2.5``."""
+    return f"map@{float(radius):g}"
+
+
+def table2_columns(radii: Sequence[float]) -> list[str]:
+    """Return the CSV header of Table 2 for the given radii (m), in order."""
+    header = ["method"]
+    for radius in radii:
+        header += [f"map_pct_mean@{float(radius):g}m", f"map_pct_std@{float(radius):g}m"]
+    return header + ["n_seeds"]
+
+
+def write_table2(metrics_paths: list[Path], out: Path, methods: list[str], radii: Sequence[float] = TABLE2_RADII_M) -> None:
+    """Write Table 2 (multi-vehicle detection, mAP@r) as CSV at ``out`` and Markdown beside it.
+
+    Rows follow ``methods``. For each radius r (m) the columns are the mean
+    and sample std (ddof=1, 0.0 for a single seed) over seeds of ``map@r``,
+    in percent in both files, then the seed count.
+
+    Args:
+        metrics_paths: ``metrics.json`` of every run of ``spar finetune detection``;
+            runs of methods not requested are ignored with a log line.
+        out: CSV path; the Markdown twin is ``out.with_suffix('.md')``.
+        methods: table rows, in order.
+        radii: matching radii in metres, one column group each, in order.
+
+    Raises:
+        ValueError: a method has no run, a run lacks ``map@r`` for a radius,
+            two runs share method and seed, or the runs mix tasks, scenes or
+            label ratios.
+    """
+    out = Path(out)
+    radii = [float(r) for r in radii]
+    if not methods or not radii:
+        raise ValueError(f"table 2 needs at least one method and one radius; got methods={methods}, radii={radii}")
+    for name, values in (("methods", list(methods)), ("radii", radii)):
+        if len(set(values)) != len(values):
+            raise ValueError(f"{name} {values} lists a value twice; give each row or column once")
+    keys = [map_key(r) for r in radii]
+    runs = read_run_metrics(metrics_paths, required=("method", "seed", *keys))
+    for key in ("task", "scene", "label_ratio"):
+        _check_single_value(runs, key)
+    groups = group_runs(runs, keys=("method",))
+
+    summaries: dict[str, dict[str, SeedSummary]] = {}
+    for method in methods:
+        if (method,) not in groups:
+            found = sorted({str(run.values["method"]) for run in runs})
+            raise ValueError(
+                f"no run of method {method!r} among the {len(runs)} metrics files (methods found: {found}); "
+                f"expected DIR/metrics.json with \"method\": {method!r} from `spar finetune detection --out-dir DIR`"
+            )
+        summaries[method] = summarize_group(groups[(method,)], keys)
+    ignored = sum(len(cell_runs) for (method,), cell_runs in groups.items() if method not in methods)
+    if ignored:
+        log.info("ignored %d runs whose method is not a row of table 2", ignored)
+
+    # CSV in percent
+    rows = []
+    for method in methods:
+        row: list[object] = [method]
+        for key in keys:
+            summary = summaries[method][key]
+            row += [100.0 * summary.mean, 100.0 * summary.std]
+        row.append(summaries[method][keys[0]].n_seeds)
+        rows.append(row)
+    write_text(out, render_csv(table2_columns(radii), rows))
+
+    # Markdown in percent, higher is better
+    columns = [MarkdownColumn(f"mAP@{r:g} m (%)", better="higher") for r in radii]
+    cells = []
+    for method in methods:
+        cells.append([
+            SeedSummary(mean=100.0 * s.mean, std=100.0 * s.std, n_seeds=s.n_seeds)
+            for s in (summaries[method][key] for key in keys)
+        ])
+    scenes = sorted({str(run.values["scene"]) for run in runs if "scene" in run.values})
+    scene_text = f" on scene {scenes[0]}" if scenes else ""
+    note = (
+        f"Multi-vehicle joint classification and localization{scene_text} with a frozen encoder and a set-prediction "
+        "head. mAP@r is the mean over vehicle classes with test objects of the average precision, where a prediction "
+        "counts as correct when its class is right and it lies within r metres of a not yet matched vehicle of that "
+        "class in the same window. Each cell is the mean ± sample std (ddof=1) over seeds in percent, and the std is "
+        "0 for a single seed. Higher is better, and the best mean of each column is in bold."
+    )
+    markdown_path = out.with_suffix(".md")
+    write_text(markdown_path, render_markdown_table(
+        title="Table 2: multi-vehicle classification and localization",
+        note=note, row_header="Method", row_labels=methods, columns=columns, cells=cells,
+    ))
+    log.info("wrote %s and %s: %d methods x %d radii from %d runs", out, markdown_path, len(methods), len(radii), len(runs))

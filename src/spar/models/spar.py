@@ -226,15 +226,18 @@ class SparModel(nn.Module):
             }
         return out
 
-    def choose_mask(self, batch_size: int, m: str, mask_ratio: float, generator=None, device=None):
-        """Draw the mask of modality ``m`` with the configured strategy; returns (keep_idx, mask)."""
+    def choose_mask(self, batch_size: int, m: str, mask_ratio: float, generator=None, device=None, node_present=None):
+        """Draw the mask of modality ``m`` with the configured strategy; returns (keep_idx, mask).
+
+        ``node_present`` (B, N) bool tells the node-level strategies which nodes have data.
+        """
         n_nodes, m_tok = self.shape.n_nodes, self.shape.modalities[m].tokens_per_node
         if self.cfg.masking == "random":
             return random_mask(batch_size, n_nodes * m_tok, mask_ratio, generator, device)
         if self.cfg.masking == "node_drop":
-            return node_drop_mask(batch_size, n_nodes, m_tok, mask_ratio, self.cfg.node_drop_ratio, generator, device)
+            return node_drop_mask(batch_size, n_nodes, m_tok, mask_ratio, self.cfg.node_drop_ratio, generator, device, node_present)
         if self.cfg.masking == "node_balanced":
-            return node_balanced_mask(batch_size, n_nodes, m_tok, mask_ratio, generator, device)
+            return node_balanced_mask(batch_size, n_nodes, m_tok, mask_ratio, generator, device, node_present)
         raise ValueError(f"unknown masking strategy {self.cfg.masking!r}; use random, node_drop or node_balanced")
 
     # --- encoder --------------------------------------------------------------------
@@ -328,7 +331,8 @@ class SparModel(nn.Module):
         device = batch["node_id"].device
         keep, masks = {}, {}
         for m in self.modalities:
-            keep[m], masks[m] = self.choose_mask(batch_size, m, mask_ratio, generator, device)
+            node_present = tokens[m]["present"].view(batch_size, self.shape.n_nodes, -1)[:, :, 0]
+            keep[m], masks[m] = self.choose_mask(batch_size, m, mask_ratio, generator, device, node_present)
         latent = self.forward_encoder(tokens, keep)
         signal_pred, spatial_pred = self.forward_decoders(tokens, latent, keep)
         return self.forward_loss(tokens, masks, signal_pred, spatial_pred)

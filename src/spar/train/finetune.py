@@ -108,10 +108,15 @@ def _split_indices(arrays: dict, settings: dict, usable: np.ndarray, label_ratio
     return train, test
 
 
-def _run_record(task: str, arrays: dict, seed: int, label_ratio: float, train: np.ndarray, test: np.ndarray, losses: list) -> dict:
-    """Return the fields every run's metrics.json shares."""
+def _run_record(task: str, arrays: dict, seed: int, label_ratio: float, train: np.ndarray, test: np.ndarray, losses: list,
+                tags: dict | None = None) -> dict:
+    """Return the fields every run's metrics.json shares, with ``tags`` (such as an ablation name) merged in.
+
+    Raises:
+        ValueError: a tag would overwrite one of the shared fields.
+    """
     meta = arrays["meta"]
-    return {
+    record = {
         "task": task,
         "method": meta["method"],
         "seed": seed,
@@ -121,7 +126,14 @@ def _run_record(task: str, arrays: dict, seed: int, label_ratio: float, train: n
         "n_train": int(train.size),
         "n_test": int(test.size),
         "final_train_loss": losses[-1],
+        "drop_prob": float(meta.get("drop_prob") or 0.0),
+        "placement": meta.get("placement"),
     }
+    clashes = sorted(set(tags or {}) & set(record))
+    if clashes:
+        raise ValueError(f"run tags {clashes} clash with fields of metrics.json; choose other tag names")
+    record.update(tags or {})
+    return record
 
 
 def _write_run(out_dir: Path, metrics: dict, predictions: pd.DataFrame, arrays: dict, test: np.ndarray) -> None:
@@ -135,7 +147,7 @@ def _write_run(out_dir: Path, metrics: dict, predictions: pd.DataFrame, arrays: 
 
 
 def finetune_localization(embeddings: Path, out_dir: Path, label_ratio: float, seed: int, tree: dict,
-                          task: str = "localization") -> None:
+                          task: str = "localization", tags: dict | None = None) -> None:
     """Train a transformer regression head on the labeled training windows and test it.
 
     Settings come from ``finetune.<task>`` (head_layers, epochs, batch_size, lr,
@@ -169,7 +181,7 @@ def finetune_localization(embeddings: Path, out_dir: Path, label_ratio: float, s
     errors = localization_errors(pred, target[test])
     unit = meta.get("position_unit") or "m"
     axes = meta.get("target_axis_names") or list(ENU_AXES[: target.shape[1]])
-    metrics = _run_record(task, arrays, seed, label_ratio, train, test, losses)
+    metrics = _run_record(task, arrays, seed, label_ratio, train, test, losses, tags)
     metrics.update({f"mse_{unit}2": errors["mse"], f"distance_{unit}": errors["distance"], "target_axes": list(axes), "unit": unit})
     columns = {f"true_{a}": target[test, i] for i, a in enumerate(axes)}
     columns.update({f"pred_{a}": pred[:, i] for i, a in enumerate(axes)})
@@ -186,7 +198,7 @@ def finetune_localization(embeddings: Path, out_dir: Path, label_ratio: float, s
 
 
 def finetune_classification(embeddings: Path, out_dir: Path, label_ratio: float, seed: int, tree: dict,
-                            task: str = "activity") -> None:
+                            task: str = "activity", tags: dict | None = None) -> None:
     """Train a linear classification head (cross-entropy) on the labeled training windows and test it.
 
     Settings come from ``finetune.<task>``. Writes ``metrics.json`` (accuracy,
@@ -213,7 +225,7 @@ def finetune_classification(embeddings: Path, out_dir: Path, label_ratio: float,
 
     true = labels[test]
     matrix = confusion_matrix(true, pred, len(class_names))
-    metrics = _run_record(task, arrays, seed, label_ratio, train, test, losses)
+    metrics = _run_record(task, arrays, seed, label_ratio, train, test, losses, tags)
     metrics.update({
         "accuracy": accuracy(true, pred),
         "macro_f1": macro_f1(true, pred, len(class_names)),
