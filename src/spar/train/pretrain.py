@@ -112,7 +112,8 @@ def _train_epoch(model, data, optimizer, settings, mask_ratio, generator, device
     model.train()
     if objective is not None:
         objective.train()
-    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    # the backbone's parameters first, in module order, so the clipped norm sums as it did before objectives had heads
+    parameters = list(model.parameters()) + (list(objective.parameters()) if objective is not None else [])
     sums: dict[str, float] = {}
     n_batches = 0
     for i, batch in enumerate(data.batches(batch_size, shuffle=True, generator=generator, device=device)):
