@@ -82,7 +82,7 @@ def test_table6_column_groups(tmp_path):
     write_experiment_table("table6", rows, out, columns=[0.05, 0.2], summary=tmp_path / "t6.json")
 
     table = pd.read_csv(out)
-    assert table["row"].tolist() == ["spar", "mae"]
+    assert table["method"].tolist() == ["spar", "mae"]
     assert table.loc[0, "mse_m2_mean@0.05"] == pytest.approx(16.0)
     assert table.loc[0, "mse_m2_std@0.05"] == pytest.approx(np.sqrt(2.0))
     assert table.loc[1, "distance_m_mean@0.2"] == pytest.approx(41.0 / 5)
@@ -107,7 +107,7 @@ def test_table8_row_titles_and_percent_free(tmp_path):
     write_experiment_table("table8", [("full", full), ("no_spatial_embedding", ablated)], out,
                            row_titles={"no_spatial_embedding": "w/o spatial embedding"})
 
-    assert pd.read_csv(out)["row"].tolist() == ["full", "no_spatial_embedding"]
+    assert pd.read_csv(out)["variant"].tolist() == ["full", "no_spatial_embedding"]
     markdown = out.with_suffix(".md").read_text()
     assert "| full | **12.50 ± 0.71** | **4.00 ± 0.00** |" in markdown
     assert "| w/o spatial embedding | 14.00 ± 0.00 | 4.50 ± 0.00 |" in markdown

@@ -341,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--row", nargs="+", action="append", required=True, metavar="NAME_THEN_PATHS",
                        help="a row: its name, then the metrics.json of its runs (repeat for each row, in order)")
         p.add_argument("--columns", type=float, nargs="+", default=None,
-                       help="values of the column field, in order (table6: drop probabilities)")
+                       help="values of the column field, in order; required by table6 (its drop probabilities)")
         p.add_argument("--row-title", action="append", metavar="NAME=TITLE", help="Markdown label of a row (repeatable)")
         p.add_argument("--out", type=Path, required=True, help="CSV path; a Markdown twin is written beside it")
         p.add_argument("--summary", type=Path, default=None, help="also write the mean of each cell as JSON (for dvc metrics)")

@@ -14,7 +14,9 @@ from spar.models.registry import METHODS
 validate(config, "../schemas/params.schema.yaml")
 _unknown_methods = sorted(set(config["methods"]) - set(METHODS))
 if _unknown_methods:
-    raise ValueError(f"params.yaml: unknown methods {_unknown_methods}; registered methods are {sorted(METHODS)}")
+    raise ValueError(
+        f"unknown methods {_unknown_methods} in the config (params.yaml or --config); registered methods are {sorted(METHODS)}"
+    )
 
 
 wildcard_constraints:

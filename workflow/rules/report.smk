@@ -130,7 +130,8 @@ rule fig5:
         "logs/fig5.log",
     shell:
         "spar figure confusion --metrics {input}"
-        " --title 'Figure 5: single-vehicle classification on scene " + config["finetune"]["vehicle"]["scene"] + "'"
+        " --title 'Figure 5: single-vehicle classification on scene " + config["finetune"]["vehicle"]["scene"]
+        + f", seed {config['seeds'][0]}; cells are percentages of each true class, counts in brackets'"
         " --out {output} > {log} 2>&1"
 
 

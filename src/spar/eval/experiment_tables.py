@@ -111,7 +111,7 @@ def _columns_of(runs, spec: TableSpec, columns: Sequence[float] | None) -> list:
             raise ValueError(f"{spec.title} has no column groups; got columns {list(columns)}")
         return [None]
     if not columns:
-        raise ValueError(f"{spec.title} needs the {spec.column_key} values of its column groups")
+        raise ValueError(f"{spec.title} needs the {spec.column_key} values of its column groups; pass them with --columns")
     for run in runs:
         if spec.column_key not in run.values:
             raise ValueError(f"metrics file {run.path} lacks {spec.column_key!r}, which splits the columns of {spec.title}")
@@ -173,7 +173,7 @@ def write_experiment_table(
 
     # CSV: raw values (fractions, m²)
     column_values = _columns_of(all_runs, spec, columns)
-    header = ["row"]
+    header = [spec.row_header.lower()]
     for column in column_values:
         suffix = f"@{format_label_ratio(column)}" if column is not None else ""
         for metric in spec.metrics:
