@@ -173,6 +173,15 @@ def _run_description(runs: list[MethodPredictions]) -> str:
     return ", ".join(parts) or "one run per method"
 
 
+def _require_one_run_per_method(runs) -> None:
+    """Raise ValueError when two runs (with ``method`` and ``path``) belong to the same method."""
+    seen: dict[str, Path] = {}
+    for run in runs:
+        if run.method in seen:
+            raise ValueError(f"method {run.method!r} has two predictions files, {seen[run.method]} and {run.path}; pass one per method")
+        seen[run.method] = run.path
+
+
 def plot_fig3(prediction_paths: list[Path], store: Path, out: Path, scene: str) -> None:
     """Draw Figure 3: single-vehicle location predictions against ground truth, one panel per method.
 
@@ -194,11 +203,7 @@ def plot_fig3(prediction_paths: list[Path], store: Path, out: Path, scene: str) 
         raise ValueError("no predictions files given; pass one predictions.csv per method")
 
     runs = [read_predictions(path, scene=scene) for path in prediction_paths]
-    seen: dict[str, Path] = {}
-    for run in runs:
-        if run.method in seen:
-            raise ValueError(f"method {run.method!r} has two predictions files, {seen[run.method]} and {run.path}; pass one per method")
-        seen[run.method] = run.path
+    _require_one_run_per_method(runs)
     layout = read_node_layout(store, scene)
 
     # one panel per method, at most three per row, each panel as tall as the data's aspect needs
@@ -468,11 +473,7 @@ def plot_fig4(prediction_paths: list[Path], store: Path, out: Path, scene: str, 
         raise ValueError(f"n_windows is {n_windows}; draw at least one window")
 
     runs = [read_detections(path, scene=scene) for path in prediction_paths]
-    seen: dict[str, Path] = {}
-    for run in runs:
-        if run.method in seen:
-            raise ValueError(f"method {run.method!r} has two predictions files, {seen[run.method]} and {run.path}; pass one per method")
-        seen[run.method] = run.path
+    _require_one_run_per_method(runs)
     layout = read_node_layout(store, scene)
     samples = example_windows(runs, n_windows)
     drawn_predictions = [run.predictions[(run.predictions["sample"].isin(samples)) & (run.predictions["confidence"] >= threshold)] for run in runs]

@@ -116,7 +116,7 @@ def energy_coherence_scores(
     with the patch's mean log power. (The mean square of standardised log
     power would also be high for near-silent patches.) A token's coherence is
     the mean Pearson correlation between its features and those of the
-    same patch position on each other present node of the sample; it is 0
+    same patch position on each other present node of the sample. It is 0
     when the sample has one present node. Both are standardised over the
     sample's present tokens before weighting, so the score does not depend
     on the store's normalisation constants.

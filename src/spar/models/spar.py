@@ -229,7 +229,7 @@ class SparModel(nn.Module):
     def choose_mask(self, batch_size: int, m: str, mask_ratio: float, generator=None, device=None, node_present=None):
         """Draw the mask of modality ``m`` with the configured strategy; returns (keep_idx, mask).
 
-        ``node_present`` (B, N) bool tells the node-level strategies which nodes have data.
+        ``node_present`` (B, N) bool marks the nodes that have data, for the node-level strategies.
         """
         n_nodes, m_tok = self.shape.n_nodes, self.shape.modalities[m].tokens_per_node
         if self.cfg.masking == "random":
