@@ -20,7 +20,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
-## demo: simulate the vehicle scenes, pretrain SPAR and MAE, rebuild Table 1 and Figure 3
+## demo: simulate the vehicle scenes, pretrain SPAR and the baselines, rebuild Table 1 and Figure 3
 demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) demo
 

@@ -190,7 +190,7 @@ def test_table1_single_seed_cell(tmp_path, runs):
     assert float(rows["cmc"][2]) == 0.0
     assert rows["cmc"][5] == "1"
     markdown = out.with_suffix(".md").read_text()
-    assert "| cmc | 50.00 ± 0.00 (n=1) | 9.00 ± 0.00 (n=1) |" in markdown
+    assert "| cmc | 50.00 (n=1) | 9.00 (n=1) |" in markdown
 
 
 def test_table1_mixed_scenes_rejected(tmp_path, runs):

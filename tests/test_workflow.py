@@ -17,8 +17,10 @@ REPO = Path(__file__).resolve().parents[1]
 def tiny_params() -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["seeds"] = [0, 1]
+    params["methods"] = ["spar", "mae", "spar_untrained"]
     params["synth"]["m3nvc"].update(scenes=["h24", "s31"], train_run_s=8, test_run_s=6)
     params["pretrain"].update(epochs=2, batch_size=8, warmup_epochs=1, checkpoint_every=1)
+    params["datasets"]["m3nvc"]["pretrain"] = {}
     params["datasets"]["coal_node"]["pretrain"].update(epochs=3, warmup_epochs=1, checkpoint_every=1)
     params["finetune"]["localization"].update(epochs=3, label_ratios=[1.0, 0.5])
     params["model"].update(dim=32, decoder_dim=16, modality_layers=1)

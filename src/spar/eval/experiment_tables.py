@@ -62,7 +62,8 @@ CLASSIFICATION_METRICS = (
     MetricColumn("accuracy", "Acc. (%)", "higher", 100.0),
     MetricColumn("macro_f1", "F1 (%)", "higher", 100.0),
 )
-_SEEDS_NOTE = "Each cell is the mean ± sample std (ddof=1) over seeds, and the best mean of each column is in bold."
+_SEEDS_NOTE = ("Each cell is the mean ± sample std (ddof=1) over seeds, or the value alone for a single seed, "
+               "and the best mean of each column is in bold.")
 
 TABLES: dict[str, TableSpec] = {
     "table5": TableSpec(

@@ -156,7 +156,9 @@ def format_percent(ratio: float) -> str:
 
 
 def format_mean_std(summary: SeedSummary, digits: int = 2) -> str:
-    """Format a summary as ``12.98 ± 0.41``."""
+    """Format a summary as ``12.98 ± 0.41``, or ``12.98`` when it comes from a single seed."""
+    if summary.n_seeds == 1:
+        return f"{summary.mean:.{digits}f}"
     return f"{summary.mean:.{digits}f} ± {summary.std:.{digits}f}"
 
 
@@ -350,7 +352,7 @@ def write_table1(metrics_paths: list[Path], out: Path, methods: list[str], label
     fractions = percents[0] if len(percents) == 1 else ", ".join(percents[:-1]) + " or " + percents[-1]
     note = (
         f"Single-vehicle localization{scene_text} with a frozen encoder, fine-tuned on {fractions} of the labels. "
-        "Each cell is the mean ± sample std (ddof=1) over seeds, and the std is 0 for a single seed. "
+        "Each cell is the mean ± sample std (ddof=1) over seeds; a cell from a single seed shows its value alone. "
         "MSE (m²) is the mean over test windows of the squared Euclidean error, and Dist. (m) is the mean "
         "Euclidean distance error. Lower is better, and the best mean of each column is in bold."
     )
@@ -439,7 +441,8 @@ def write_table3(ridgecrest_paths: list[Path], har_paths: list[Path], out: Path,
         "Frozen encoders with all fine-tuning labels. Ridgecrest: earthquake localization with a two-layer transformer "
         "head; MSE (km²) is the mean squared 3-D hypocenter error and Dist. (km) the mean 3-D distance error, on the "
         "validation years. HAR: activity recognition with a linear head; accuracy and macro F1 on the validation "
-        "subjects. Each cell is the mean ± sample std (ddof=1) over seeds, and the best mean of each column is in bold."
+        "subjects. Each cell is the mean ± sample std (ddof=1) over seeds, or the value alone for a single seed, "
+        "and the best mean of each column is in bold."
     )
     write_text(out.with_suffix(".md"), render_markdown_table(
         title="Table 3: earthquake localization and activity recognition",
@@ -536,8 +539,8 @@ def write_table2(metrics_paths: list[Path], out: Path, methods: list[str], radii
         f"Multi-vehicle joint classification and localization{scene_text} with a frozen encoder and a set-prediction "
         "head. mAP@r is the mean over vehicle classes with test objects of the average precision, where a prediction "
         "counts as correct when its class is right and it lies within r metres of a not yet matched vehicle of that "
-        "class in the same window. Each cell is the mean ± sample std (ddof=1) over seeds in percent, and the std is "
-        "0 for a single seed. Higher is better, and the best mean of each column is in bold."
+        "class in the same window. Each cell is the mean ± sample std (ddof=1) over seeds in percent, or the value "
+        "alone for a single seed. Higher is better, and the best mean of each column is in bold."
     )
     markdown_path = out.with_suffix(".md")
     write_text(markdown_path, render_markdown_table(
