@@ -18,6 +18,10 @@ log = logging.getLogger(__name__)
 # A window may end this many seconds after the intersection, so that an intersection of
 # k * window_s seconds in epoch-second times (rounded to about 1e-7 s) still gives k windows.
 WINDOW_TOLERANCE_S = 1e-6
+# Maximum number of windows that common_windows returns. A session of a few hours cut
+# into windows of seconds gives thousands, so a million means times or window length in
+# the wrong unit.
+MAX_WINDOWS = 1_000_000
 
 
 def resample_to_grid(time_s: np.ndarray, values: np.ndarray, grid_s: np.ndarray, max_gap_s: float) -> np.ndarray:
@@ -97,8 +101,8 @@ def common_windows(intervals: list[tuple[float, float]], window_s: float) -> np.
         not overlap for at least ``window_s``.
 
     Raises:
-        ValueError: no interval, an interval that ends before it starts, or
-            a window length that is not positive.
+        ValueError: no interval, an interval that ends before it starts, a
+            window length that is not positive, or more than ``MAX_WINDOWS`` windows.
     """
     if not window_s > 0:
         raise ValueError(f"window_s must be positive; got {window_s}")
@@ -112,8 +116,13 @@ def common_windows(intervals: list[tuple[float, float]], window_s: float) -> np.
     end = min(float(e) for _, e in intervals)
     if end <= start:
         return np.empty(0)
-    count = int(np.floor((end - start + WINDOW_TOLERANCE_S) / window_s))
-    return start + np.arange(count) * float(window_s)
+    count = np.floor((end - start + WINDOW_TOLERANCE_S) / window_s)
+    if count > MAX_WINDOWS:
+        raise ValueError(
+            f"the intervals overlap from {start} to {end}, which gives {count:.3g} windows of {window_s} s, more than {MAX_WINDOWS}; "
+            "check that the times are in seconds and the window length is right"
+        )
+    return start + np.arange(int(count)) * float(window_s)
 
 
 def fill_missing(x: np.ndarray) -> int:

@@ -25,10 +25,17 @@ Rules of ``read_subject``:
 - Timestamps are sorted (stable), and of equal timestamps the first row in
   file order is kept. Rows with an empty field are dropped. Values clipped at
   +/-2 g are kept as they are.
-- A CSV that lacks one of ``attr_time, attr_x, attr_y, attr_z`` raises
-  LayoutError naming the zip, the member and the columns found (``id`` is
-  not used and may be absent). A CSV without a header row must have exactly
-  the five columns of the release.
+- A CSV that lacks one of ``attr_time, attr_x, attr_y, attr_z``, or names a
+  column twice, raises LayoutError naming the zip, the member and the columns
+  found (``id`` is not used and may be absent). Header names are matched
+  without regard to case, surrounding spaces or double quotes. A CSV without a
+  header row must have exactly the five columns of the release.
+- A value that is not a number (text, ``true``/``false``) raises LayoutError
+  naming the member, the line and the value. ``nan``, ``inf`` and a missing
+  trailing field count as empty fields, so their rows are dropped.
+- A CSV whose median sample spacing is more than 4 times away from the
+  nominal 20 ms is read as it is, with a warning that ``attr_time`` may be in
+  another unit than milliseconds.
 - An empty CSV (no bytes, or a header without rows) and a zip without any
   member named like the release are skipped with a warning. A zip that cannot
   be opened raises LayoutError naming it.
@@ -56,6 +63,10 @@ ACTIVITIES = ("climbingdown", "climbingup", "jumping", "lying", "running", "sitt
 POSITIONS = ("chest", "forearm", "head", "shin", "thigh", "upperarm", "waist")
 
 CSV_COLUMNS = ("id", "attr_time", "attr_x", "attr_y", "attr_z")
+NOMINAL_SPACING_S = 0.02  # the release's nominal 50 Hz
+# A CSV whose median spacing is off by more than this factor gets a warning: its
+# attr_time is likely in another unit (seconds or microseconds instead of milliseconds).
+SPACING_FACTOR = 4.0
 REQUIRED_COLUMNS = ("attr_time", "attr_x", "attr_y", "attr_z")
 
 # Spellings of the sensor prefix in zip and member names, lower case, mapped to SENSORS.
@@ -372,6 +383,9 @@ def _parse_csv(data: bytes, where: str) -> tuple[np.ndarray, np.ndarray, int, in
                 f"{where}: missing column(s) {missing}; found {found}. "
                 f"The release's CSVs have the columns {','.join(CSV_COLUMNS)}"
             )
+        repeated = sorted({column for column in found if found.count(column) > 1})
+        if repeated:
+            raise LayoutError(f"{where}: the header names column(s) {repeated} more than once; keep one column of each name")
         table = _read_table(text, where, header=0)
         table.columns = [str(column).strip().strip('"').lower() for column in table.columns]
     else:
@@ -402,7 +416,15 @@ def _parse_csv(data: bytes, where: str) -> tuple[np.ndarray, np.ndarray, int, in
     keep = np.ones(len(time_s), dtype=bool)
     keep[1:] = np.diff(time_s) > 0
     duplicates = int((~keep).sum())
-    return time_s[keep], values[keep].astype(np.float32), duplicates, incomplete
+    time_s = time_s[keep]
+    if len(time_s) > 1:
+        spacing = float(np.median(np.diff(time_s)))
+        if not NOMINAL_SPACING_S / SPACING_FACTOR <= spacing <= NOMINAL_SPACING_S * SPACING_FACTOR:
+            log.warning(
+                "%s: median sample spacing is %.6g s, far from the nominal %g s (50 Hz); check that attr_time is in epoch milliseconds",
+                where, spacing, NOMINAL_SPACING_S,
+            )
+    return time_s, values[keep].astype(np.float32), duplicates, incomplete
 
 
 def _read_table(text: str, where: str, header: int | None) -> pd.DataFrame:
@@ -427,6 +449,9 @@ def _numeric_column(column: pd.Series, name: str, where: str, row_lines: list[in
     ``row_lines`` contains the line number in the file of each table row. Empty
     fields become NaN and are dropped by the caller.
     """
+    if pd.api.types.is_bool_dtype(column):
+        line = row_lines[0] if row_lines else "unknown"
+        raise LayoutError(f"{where}, line {line}: column {name} has the non-numeric value {str(column.iloc[0])!r}")
     if pd.api.types.is_numeric_dtype(column):
         return column.to_numpy(dtype=np.float64)
     converted = pd.to_numeric(column, errors="coerce")

@@ -67,10 +67,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable
 
+import lxml.etree
 import numpy as np
 import obspy
 import pandas as pd
-from obspy.core.util.obspy_types import ObsPyException
 from pyproj import Geod
 from scipy.signal import resample_poly
 from tqdm import tqdm
@@ -93,10 +93,12 @@ DAY_EDGE_S = 60.0
 RESAMPLE_PAD_SAMPLES = 20
 MAX_LOGGED_ROWS = 10  # malformed catalog rows logged one by one per file; later ones are only counted
 
-# obspy raises several unrelated exception types for a file it cannot parse
-# (ObsPyException subclasses for bad miniSEED records, TypeError "Unknown format",
-# ValueError and lxml's XMLSyntaxError, a SyntaxError, for broken XML).
-_READ_ERRORS = (ObsPyException, TypeError, ValueError, SyntaxError)
+# obspy 1.5.1 raises many unrelated exception types for a file it cannot parse.
+# Bad miniSEED records raise ObsPyException subclasses, and an unknown format TypeError.
+# Broken XML raises ValueError or lxml's XMLSyntaxError, and XML of another schema
+# AttributeError. A miniSEED file cut inside its first record raises a bare Exception
+# ("Cannot open file"). Every one of them means that the file cannot be read.
+_READ_ERRORS = (Exception,)
 
 PathsOrFolder = str | os.PathLike | Iterable[str | os.PathLike]
 
@@ -160,18 +162,53 @@ def read_waveforms(paths_or_folder: PathsOrFolder, *, merge: bool = True, max_ga
 
     Raises:
         FileNotFoundError: a listed file is missing or a folder contains no miniSEED file.
-        ValueError: obspy cannot read a file; the message names it.
+        ValueError: obspy cannot read a file, or a file contains text records
+            instead of samples; the message names it. A file cut inside its
+            last record is read up to that record, with a logged warning.
     """
     stream = obspy.Stream()
     for path in miniseed_files(paths_or_folder):
-        try:
-            stream += obspy.read(str(path), format="MSEED")
-        except _READ_ERRORS as err:
-            raise ValueError(f"cannot read {path} as miniSEED ({type(err).__name__}: {err}); remove or replace the file") from err
+        stream += _read_miniseed(path, "")
     log.debug("read %d traces", len(stream))
     if merge:
         stream = merge_traces(stream, max_gap_s)
     stream.sort(keys=["network", "station", "location", "channel", "starttime"])
+    return stream
+
+
+def _read_miniseed(path: Path, kind: str) -> obspy.Stream:
+    """Decode one miniSEED file and check that its samples are numbers.
+
+    ``kind`` prefixes the path in messages, for example ``"SCEDC day file "``.
+
+    A file whose size is not a whole number of records lost its end: its
+    complete records are kept and a logged warning names the bytes left out
+    (obspy 1.5.1 drops a partial last record with only a Python warning).
+
+    Raises:
+        ValueError: obspy cannot read the file, or a record contains text (ASCII
+            encoding) instead of samples. The message names the file.
+    """
+    try:
+        stream = obspy.read(str(path), format="MSEED")
+    except _READ_ERRORS as err:
+        raise ValueError(f"cannot read {kind}{path} as miniSEED ({type(err).__name__}: {err}); remove or replace the file") from err
+
+    for trace in stream:
+        if not np.issubdtype(trace.data.dtype, np.number):
+            raise ValueError(
+                f"{kind}{path}: trace {trace.id} contains {trace.data.dtype} data, not numeric samples "
+                "(a miniSEED log or text channel); remove the file or list only waveform files"
+            )
+
+    # NOTE: the first record's length is taken for the whole file, so a file that mixes record lengths can get a false warning.
+    record_length = stream[0].stats.mseed.record_length if stream and "mseed" in stream[0].stats else 0
+    size = path.stat().st_size
+    if record_length and size % record_length:
+        log.warning(
+            "%s%s: %d bytes are not a whole number of %d-byte records; the last %d bytes (a truncated record) were left out",
+            kind, path, size, record_length, size % record_length,
+        )
     return stream
 
 
@@ -257,7 +294,8 @@ def window_samples(traces: obspy.Stream | Iterable[obspy.Trace], start: obspy.UT
     interval. Where traces overlap, later ones in ``traces`` overwrite earlier ones.
 
     Returns:
-        float64 array of shape (n_samples,) in the traces' units; NaN where no trace has data.
+        float64 array of shape (n_samples,) in the traces' units; NaN where no
+        trace has data and where a trace contains NaN or +-inf.
 
     Raises:
         ValueError: a trace is not sampled at ``rate_hz``.
@@ -268,6 +306,7 @@ def window_samples(traces: obspy.Stream | Iterable[obspy.Trace], start: obspy.UT
             raise ValueError(f"trace {tr.id} is sampled at {tr.stats.sampling_rate} Hz, not {rate_hz} Hz; resample it first")
         offset = int(round((tr.stats.starttime - start) * rate_hz))
         data = np.ma.filled(np.ma.asarray(tr.data, dtype=np.float64), np.nan)
+        data = np.where(np.isfinite(data), data, np.nan)  # a new array: +-inf counts as missing, like NaN
         lo, hi = max(offset, 0), min(offset + len(data), len(out))
         if lo < hi:
             out[lo:hi] = data[lo - offset : hi - offset]
@@ -467,10 +506,7 @@ class ScedcArchive:
         if not path.is_file():
             log.warning("day file %s was removed after the archive scan; reading no data from it", path)
             return obspy.Stream()
-        try:
-            stream = obspy.read(str(path), format="MSEED")
-        except _READ_ERRORS as err:
-            raise ValueError(f"cannot read SCEDC day file {path} as miniSEED ({type(err).__name__}: {err}); remove or replace the file") from err
+        stream = _read_miniseed(path, "SCEDC day file ")
 
         expected_id = "{}.{}.{}.{}".format(*codes)
         other = [tr.id for tr in stream if tr.id != expected_id]
@@ -578,7 +614,34 @@ def _read_inventory(path: str | os.PathLike) -> obspy.Inventory:
     try:
         return obspy.read_inventory(str(path), format="STATIONXML")
     except _READ_ERRORS as err:
+        uncoordinated = _stations_without_coordinates(path)
+        if uncoordinated:
+            raise ValueError(
+                f"{path}: station(s) {uncoordinated} have no numeric Latitude or Longitude; "
+                "add the coordinates or remove the stations from the file"
+            ) from err
         raise ValueError(f"cannot read {path} as StationXML ({type(err).__name__}: {err}); remove or replace the file") from err
+
+
+def _stations_without_coordinates(path: Path) -> list[str]:
+    """List ``NET.STA`` of the StationXML stations that lack a finite Latitude or Longitude; empty when the XML does not parse."""
+    try:
+        root = lxml.etree.parse(str(path)).getroot()
+    except (lxml.etree.XMLSyntaxError, OSError):
+        return []
+    found = []
+    for network in root.iter("{*}Network"):
+        for station in network.iterfind("{*}Station"):
+            for tag in ("Latitude", "Longitude"):
+                text = station.findtext(f"{{*}}{tag}")
+                try:
+                    valid = text is not None and np.isfinite(float(text))
+                except ValueError:
+                    valid = False
+                if not valid:
+                    found.append(f"{network.get('code')}.{station.get('code')}")
+                    break
+    return found
 
 
 def read_channels(path: str | os.PathLike) -> pd.DataFrame:
@@ -1065,8 +1128,9 @@ def read_quakeml(path: str | os.PathLike) -> pd.DataFrame:
 
     Each event uses its preferred origin and magnitude, or the first listed
     when none is marked preferred. Events without an origin, or whose origin
-    lacks latitude or longitude, are skipped with a warning. Events are kept
-    whatever their event type.
+    lacks latitude or longitude, are skipped with a warning, and so are events
+    whose latitude is outside [-90, 90] or longitude outside [-180, 180]
+    degrees. Events are kept whatever their event type.
 
     Returns:
         A table with ``CATALOG_COLUMNS``, sorted by time. event_id is the last
@@ -1086,10 +1150,14 @@ def read_quakeml(path: str | os.PathLike) -> pd.DataFrame:
 
     rows = []
     n_without_origin = 0
+    out_of_range = []
     for event in catalog:
         origin = event.preferred_origin() or (event.origins[0] if event.origins else None)
         if origin is None or origin.latitude is None or origin.longitude is None:
             n_without_origin += 1
+            continue
+        if not (abs(float(origin.latitude)) <= 90.0 and abs(float(origin.longitude)) <= 180.0):
+            out_of_range.append(f"{event.resource_id} ({origin.latitude}, {origin.longitude})")
             continue
         magnitude = event.preferred_magnitude() or (event.magnitudes[0] if event.magnitudes else None)
         rows.append(
@@ -1105,6 +1173,11 @@ def read_quakeml(path: str | os.PathLike) -> pd.DataFrame:
         )
     if n_without_origin:
         log.warning("%s: skipped %d events without an origin or without its latitude and longitude", path, n_without_origin)
+    if out_of_range:
+        log.warning(
+            "%s: skipped %d events whose (latitude, longitude) is outside [-90, 90] x [-180, 180] degrees: %s",
+            path, len(out_of_range), out_of_range[:MAX_LOGGED_ROWS],
+        )
     return _catalog_table(rows)
 
 
