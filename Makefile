@@ -35,7 +35,7 @@ test: $(STAMP)
 ## lock: re-resolve requirements.lock from the pins in pyproject.toml (needs network)
 lock:
 	rm -rf /tmp/spar-lock && $(PYTHON) -m venv /tmp/spar-lock
-	/tmp/spar-lock/bin/python -m pip install --quiet . pytest==9.2.0
+	/tmp/spar-lock/bin/python -m pip install --quiet . pytest==9.2.0 hypothesis==6.170.27
 	{ echo "# Exact versions of every package that spar installs, resolved on CPython 3.11 (x86_64)."; \
 	  echo "# Regenerate with: make lock"; \
 	  /tmp/spar-lock/bin/python -m pip freeze --exclude spar | sed 's/+cpu$$//'; } > requirements.lock

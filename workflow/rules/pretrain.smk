@@ -1,4 +1,20 @@
 # Self-supervised pretraining: one job per dataset, method and seed.
+#
+# A job takes gpu.gpus_per_job GPUs. With more than one, torchrun starts one
+# process per GPU on the job's node and pretraining runs them as one
+# DistributedDataParallel group. The `gpu` resource is the number of GPUs a job
+# holds, so `--resources gpu=N` caps the GPUs of all jobs that run (or, on a cluster, are submitted) at once.
+
+
+def pretrain_gpus():
+    return int(config["gpu"].get("gpus_per_job", 1))
+
+
+def pretrain_launcher():
+    """The command that runs `spar`: plain, or under torchrun with one process per GPU."""
+    if pretrain_gpus() == 1:
+        return "spar"
+    return f"torchrun --standalone --nproc-per-node {pretrain_gpus()} -m spar"
 
 
 rule pretrain:
@@ -9,15 +25,16 @@ rule pretrain:
         history="results/checkpoints/{dataset}/{method}/seed{seed}/history.json",
     params:
         cfg=pretrain_config,
-    threads: config["pretrain"]["threads"]
+        launcher=pretrain_launcher(),
+    threads: config["pretrain"]["threads"] * pretrain_gpus()
     resources:
-        gpu=1,
+        gpu=pretrain_gpus(),
     log:
         "logs/pretrain/{dataset}/{method}/seed{seed}.log",
     benchmark:
         "logs/benchmarks/pretrain/{dataset}/{method}/seed{seed}.tsv"
     shell:
-        "spar pretrain --store {input.store} --dataset {wildcards.dataset} --method {wildcards.method}"
+        "{params.launcher} pretrain --store {input.store} --dataset {wildcards.dataset} --method {wildcards.method}"
         " --seed {wildcards.seed} --out {output.model} --config {params.cfg:q} > {log} 2>&1"
 
 
@@ -34,15 +51,16 @@ rule pretrain_ablation:
         history="results/ablations/{variant}/checkpoints/seed{seed}/history.json",
     params:
         cfg=ablation_config,
-    threads: config["pretrain"]["threads"]
+        launcher=pretrain_launcher(),
+    threads: config["pretrain"]["threads"] * pretrain_gpus()
     resources:
-        gpu=1,
+        gpu=pretrain_gpus(),
     log:
         "logs/pretrain_ablation/{variant}/seed{seed}.log",
     benchmark:
         "logs/benchmarks/pretrain_ablation/{variant}/seed{seed}.tsv"
     shell:
-        "spar pretrain --store {input.store} --dataset m3nvc --method spar"
+        "{params.launcher} pretrain --store {input.store} --dataset m3nvc --method spar"
         " --seed {wildcards.seed} --out {output.model} --config {params.cfg:q} > {log} 2>&1"
 
 
@@ -54,14 +72,15 @@ rule pretrain_unseen_placement:
         history="results/unseen/checkpoints/{method}/seed{seed}/history.json",
     params:
         cfg=pretrain_config_m3nvc,
+        launcher=pretrain_launcher(),
         exclude=config["placement"]["exclude_scenes"],
-    threads: config["pretrain"]["threads"]
+    threads: config["pretrain"]["threads"] * pretrain_gpus()
     resources:
-        gpu=1,
+        gpu=pretrain_gpus(),
     log:
         "logs/pretrain_unseen/{method}/seed{seed}.log",
     benchmark:
         "logs/benchmarks/pretrain_unseen/{method}/seed{seed}.tsv"
     shell:
-        "spar pretrain --store {input.store} --dataset m3nvc --method {wildcards.method} --exclude-groups {params.exclude}"
+        "{params.launcher} pretrain --store {input.store} --dataset m3nvc --method {wildcards.method} --exclude-groups {params.exclude}"
         " --seed {wildcards.seed} --out {output.model} --config {params.cfg:q} > {log} 2>&1"

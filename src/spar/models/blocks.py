@@ -73,8 +73,8 @@ def ensure_one_key(key_valid: torch.Tensor) -> torch.Tensor:
     outputs are excluded from every loss, and the missing signals are zeroed
     before embedding, so the fallback cannot leak missing values.
     """
+    # branch-free, so CUDA needs no device-to-host sync and torch.compile no graph break
     empty = ~key_valid.any(dim=1)
-    if bool(empty.any()):
-        key_valid = key_valid.clone()
-        key_valid[empty, 0] = True
-    return key_valid
+    first = torch.zeros_like(key_valid)
+    first[:, 0] = True
+    return key_valid | (first & empty[:, None])

@@ -7,12 +7,15 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as torch_dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from spar.config import get
@@ -86,6 +89,120 @@ def _autocast(device: str):
     return contextlib.nullcontext()
 
 
+@dataclasses.dataclass(frozen=True)
+class Processes:
+    """The process group of one pretraining run: rank of this process and number of processes.
+
+    ``world_size`` is 1 for a plain ``spar pretrain`` and N for a run that
+    ``torchrun --nproc-per-node N`` started.
+    """
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+class PretrainStep(nn.Module):
+    """The backbone and the objective as one module, so that DDP and ``torch.compile`` see a single forward.
+
+    ``objective`` None means the backbone's own masked reconstruction loss.
+    Parameter names start with ``model.`` and ``objective.``, in that order.
+    """
+
+    def __init__(self, model: SparModel, objective: nn.Module | None):
+        super().__init__()
+        self.model = model
+        self.objective = objective
+
+    def forward(self, batch: dict, mask_ratio: float, generator: torch.Generator | None = None) -> dict:
+        if self.objective is None:
+            return self.model(batch, mask_ratio, generator=generator)
+        return self.objective(self.model, batch, mask_ratio, generator=generator)
+
+
+def start_processes(device: str) -> Processes:
+    """Join the process group that torchrun set up through ``WORLD_SIZE``, ``RANK`` and ``MASTER_ADDR``/``MASTER_PORT``.
+
+    Without ``WORLD_SIZE`` (or with 1) the run has one process and no group
+    is created. The backend is NCCL on CUDA and gloo on the CPU.
+    """
+    # NOTE: only the gloo path on CPU is tested. NCCL, pinned copies and per-process CUDA generators have not run on a GPU.
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return Processes()
+    if not torch_dist.is_initialized():
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+        if device.startswith("cuda"):
+            # each process claimed its own GPU, which is cuda:0 in that process (see spar.train.device)
+            torch.cuda.set_device(device)
+        torch_dist.init_process_group(backend=backend)
+    processes = Processes(rank=torch_dist.get_rank(), world_size=torch_dist.get_world_size())
+    log.info("process %d of %d (backend %s, device %s)", processes.rank, processes.world_size, torch_dist.get_backend(), device)
+    return processes
+
+
+def local_batches(data: WindowData, batch_size: int, generator: torch.Generator, device: str, processes: Processes):
+    """Yield this process's part of every shuffled global batch of an epoch, as ``(batch, share)``.
+
+    Every process draws the same permutation from ``generator`` (the same call
+    as ``WindowData.batches``), cuts it into global batches of ``batch_size``
+    windows and takes its contiguous slice of each, so the processes together
+    see exactly the single-process batches. ``share`` is the slice's size
+    times the number of processes over the global batch's size. Scaling a
+    per-window mean loss by it before DDP averages the gradients gives the
+    gradient of the global batch's mean when slices differ in size. A process
+    whose slice is empty (a last global batch with fewer windows than
+    processes) gets the batch's first window with share 0, because DDP needs a
+    backward pass from every process.
+
+    On CUDA the slice is copied into pinned host memory first, so the copy to
+    the device runs asynchronously (``non_blocking``).
+    """
+    order = torch.randperm(len(data), generator=generator)
+    pin = device.startswith("cuda")
+    for start in range(0, len(data), batch_size):
+        index = order[start : start + batch_size]
+        share = 1.0
+        if processes.distributed:
+            part = torch.tensor_split(index, processes.world_size)[processes.rank]
+            share = len(part) * processes.world_size / len(index)
+            index = part if len(part) else index[:1]
+        batch = {}
+        for key, tensor in data.tensors.items():
+            rows = tensor[index]
+            if pin:
+                rows = rows.pin_memory()
+            batch[key] = rows.to(device, non_blocking=True)
+        yield batch, share
+
+
+def _reduce_losses(losses: dict, share: float, processes: Processes) -> dict:
+    """Return the global batch's loss terms: the share-weighted mean of every process's terms, as floats."""
+    values = torch.stack([v.detach().float() for v in losses.values()]) * share
+    torch_dist.all_reduce(values, op=torch_dist.ReduceOp.SUM)
+    values = values / processes.world_size
+    return dict(zip(losses, values.tolist()))
+
+
+def _step_generator(seed: int, epoch: int, processes: Processes, device: str) -> torch.Generator:
+    """Return the generator of one process's masks and augmentations in one epoch of a multi-process run.
+
+    It is seeded from (seed, epoch, rank), so the processes draw different
+    masks for their different windows, and a resumed run draws the same ones
+    as an uninterrupted run.
+    """
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int(np.random.SeedSequence([seed, epoch, processes.rank]).generate_state(1)[0]))
+    return generator
+
+
 def _optimizer(model: nn.Module, settings: dict) -> torch.optim.Optimizer:
     """AdamW with weight decay on matrices only; biases, norms and structural positions are not decayed.
 
@@ -100,47 +217,84 @@ def _optimizer(model: nn.Module, settings: dict) -> torch.optim.Optimizer:
     )
 
 
-def _train_epoch(model, data, optimizer, settings, mask_ratio, generator, device, epoch, total_steps, objective=None) -> dict:
+def _train_epoch(model, data, optimizer, settings, mask_ratio, generator, device, epoch, total_steps, objective=None, *,
+                 step: nn.Module | None = None, processes: Processes = Processes(), seed: int = 0) -> dict:
     """Run one epoch of pretraining; returns the epoch's mean of every loss term.
 
     ``objective`` is the method's :class:`~spar.models.objectives.Objective`;
-    None means the backbone's own masked reconstruction loss.
+    None means the backbone's own masked reconstruction loss. ``step`` is the
+    module that computes the losses: :class:`PretrainStep` of ``model`` and
+    ``objective``, possibly compiled or wrapped in DDP. None builds a plain
+    one. In a multi-process run (``processes``) each process trains on its
+    slice of every global batch, and the returned terms are global-batch
+    means, the same on every process.
     """
     batch_size = int(settings["batch_size"])
     steps_per_epoch = -(-len(data) // batch_size)
     warmup_steps = int(settings["warmup_epochs"]) * steps_per_epoch
+    if step is None:
+        step = PretrainStep(model, objective)
     model.train()
     if objective is not None:
         objective.train()
     # the backbone's parameters first, in module order, so the clipped norm sums as it did before objectives had heads
     parameters = list(model.parameters()) + (list(objective.parameters()) if objective is not None else [])
+
+    # A single process draws masks and augmentations from the shuffling generator (on CPU) or the global CUDA
+    # generator. Each of several processes draws from its own, so they do not repeat each other's masks.
+    if processes.distributed:
+        step_generator = _step_generator(seed, epoch, processes, device)
+    else:
+        step_generator = generator if device == "cpu" else None
+
     sums: dict[str, float] = {}
     n_batches = 0
-    for i, batch in enumerate(data.batches(batch_size, shuffle=True, generator=generator, device=device)):
+    for i, (batch, share) in enumerate(local_batches(data, batch_size, generator, device, processes)):
         for group in optimizer.param_groups:
             group["lr"] = warmup_cosine(epoch * steps_per_epoch + i, total_steps, warmup_steps, float(settings["lr"]))
         with _autocast(device):
-            step_generator = generator if device == "cpu" else None
-            if objective is None:
-                losses = model(batch, mask_ratio, generator=step_generator)
-            else:
-                losses = objective(model, batch, mask_ratio, generator=step_generator)
-        if not torch.isfinite(losses["loss"]):
-            raise FloatingPointError(f"pretraining loss became {losses['loss'].item()} at epoch {epoch}, step {i}; lower pretrain.lr")
+            losses = step(batch, mask_ratio, generator=step_generator)
+
+        if processes.distributed:
+            values = _reduce_losses(losses, share, processes)
+        else:
+            values = {k: float(v.detach()) for k, v in losses.items()}
+        if not np.isfinite(values["loss"]):
+            raise FloatingPointError(f"pretraining loss became {values['loss']} at epoch {epoch}, step {i}; lower pretrain.lr")
+
         optimizer.zero_grad(set_to_none=True)
-        losses["loss"].backward()
+        loss = losses["loss"] * share if processes.distributed else losses["loss"]
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimizer.step()
-        for k, v in losses.items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach())
+        for k, v in values.items():
+            sums[k] = sums.get(k, 0.0) + v
         n_batches += 1
     return {k: v / n_batches for k, v in sums.items()}
 
 
-def _train(model, objective, data, settings, mask_ratio, generator, device, resume_path: Path, run_hash: str, label: str) -> list[dict]:
-    """Pretrain ``model`` with ``objective`` for ``settings['epochs']`` epochs, resuming from ``resume_path`` when it matches ``run_hash``."""
-    trained = nn.ModuleDict({"model": model, "objective": objective})
-    optimizer = _optimizer(trained, settings)
+def _wrap_step(step: PretrainStep, device: str, processes: Processes, compile_step: bool) -> nn.Module:
+    """Wrap ``step`` in DDP for a multi-process run, then compile it when ``compile_step`` is set."""
+    runner: nn.Module = step
+    if processes.distributed:
+        # Contrastive objectives leave the decoders unused, so DDP has to look for parameters without gradients.
+        # NOTE: they also see only their own process's windows as negatives, a smaller batch than in one process.
+        device_ids = [torch.device(device).index or 0] if device.startswith("cuda") else None
+        runner = DistributedDataParallel(step, device_ids=device_ids, find_unused_parameters=True)
+    if compile_step:
+        runner = torch.compile(runner)
+    return runner
+
+
+def _train(model, objective, data, settings, mask_ratio, generator, device, resume_path: Path, run_hash: str, label: str,
+           *, processes: Processes = Processes(), seed: int = 0, compile_step: bool = False) -> list[dict]:
+    """Pretrain ``model`` with ``objective`` for ``settings['epochs']`` epochs, resuming from ``resume_path`` when it matches ``run_hash``.
+
+    Every process of a multi-process run loads the resume checkpoint, and
+    only process 0 writes it.
+    """
+    step = PretrainStep(model, objective)
+    optimizer = _optimizer(step, settings)
     epochs = int(settings["epochs"])
     total_steps = epochs * -(-len(data) // int(settings["batch_size"]))
 
@@ -152,22 +306,25 @@ def _train(model, objective, data, settings, mask_ratio, generator, device, resu
             model.load_state_dict(state["state_dict"])
             objective.load_state_dict(state.get("objective_state_dict", {}))
             optimizer.load_state_dict(state["optimizer"])
-            generator.set_state(state["generator"])
+            generator.set_state(state["generator"].cpu())  # map_location moved it to the device, and a generator state must be a CPU tensor
             history, start_epoch = state["history"], state["epoch"]
             log.info("resuming from epoch %d of %d (%s)", start_epoch, epochs, resume_path)
         else:
             log.warning("%s was written with other settings; starting from scratch", resume_path)
+    runner = _wrap_step(step, device, processes, compile_step)
 
     # the bar shows on a terminal; job logs get one line per tenth of the run instead
-    progress = tqdm(range(start_epoch, epochs), desc=f"pretrain {label}", unit="epoch", initial=start_epoch, total=epochs, disable=None)
+    progress = tqdm(range(start_epoch, epochs), desc=f"pretrain {label}", unit="epoch", initial=start_epoch, total=epochs,
+                    disable=None if processes.is_main else True)
     log_every = max(1, epochs // 10)
     for epoch in progress:
-        losses = _train_epoch(model, data, optimizer, settings, mask_ratio, generator, device, epoch, total_steps, objective)
+        losses = _train_epoch(model, data, optimizer, settings, mask_ratio, generator, device, epoch, total_steps, objective,
+                              step=runner, processes=processes, seed=seed)
         history.append({"epoch": epoch + 1, **losses})
         progress.set_postfix(loss=f"{history[-1]['loss']:.4f}")
-        if (epoch + 1) % log_every == 0:
+        if (epoch + 1) % log_every == 0 and processes.is_main:
             log.info("epoch %d/%d: loss %.4f", epoch + 1, epochs, history[-1]["loss"])
-        if (epoch + 1) % int(settings["checkpoint_every"]) == 0 and epoch + 1 < epochs:
+        if (epoch + 1) % int(settings["checkpoint_every"]) == 0 and epoch + 1 < epochs and processes.is_main:
             checkpoint.save(resume_path, {
                 "run_hash": run_hash, "state_dict": model.state_dict(), "objective_state_dict": objective.state_dict(),
                 "optimizer": optimizer.state_dict(),
@@ -187,6 +344,11 @@ def pretrain(store: Path, out: Path, method: str, seed: int, tree: dict, dataset
     ``checkpoint_every`` epochs, and a rerun with the same settings continues
     from it. A method with 0 epochs saves its randomly initialised weights and
     reads no optimisation setting.
+
+    Started by torchrun (``WORLD_SIZE`` above 1), every process claims its own
+    device and trains its slice of each global batch in one DDP group, and
+    only process 0 writes ``resume.pt``, ``out`` and history.json.
+    ``gpu.compile`` runs the training step through ``torch.compile``.
     """
     out = Path(out)
     model_cfg = model_config_for(method, get(tree, "model"))
@@ -209,38 +371,64 @@ def pretrain(store: Path, out: Path, method: str, seed: int, tree: dict, dataset
     resume_path = out.with_name("resume.pt")
 
     torch.set_num_threads(int(settings.get("threads", 1)))
+    compile_step = bool(get(tree, "gpu.compile", False))
     with claim_device(Path(get(tree, "gpu.lock_dir"))) as claim:
         device = claim.device
-        generator = seed_everything(seed)
-        data = training_windows(store, exclude_groups)
-        model = SparModel(model_cfg, data.data_shape(patch)).to(device)
-        objective = build_objective(objective_name, model, objective_settings).to(device)
-        log.info("pretraining %s seed %d (objective %s) on %d windows for %d epochs, mask ratio %s, device %s",
-                 method, seed, objective_name, len(data), epochs, mask_ratio, device)
-        started = time.perf_counter()
-        history = []
-        if epochs:
-            history = _train(model, objective, data, settings, mask_ratio, generator, device, resume_path, run_hash, f"{method} seed {seed}")
-        elapsed = time.perf_counter() - started
+        processes = start_processes(device)
+        gpus_per_job = int(get(tree, "gpu.gpus_per_job", 1))
+        if gpus_per_job > 1 and not processes.distributed:
+            log.warning("gpu.gpus_per_job is %d, but WORLD_SIZE is not set, so pretraining runs in one process; "
+                        "start it with torchrun --nproc-per-node %d -m spar pretrain ...", gpus_per_job, gpus_per_job)
+        try:
+            _pretrain_in_process(store, out, method, seed, dataset, exclude_groups, model_cfg, settings, mask_ratio, patch,
+                                 objective_name, objective_settings, run_hash, resume_path, device, processes, compile_step)
+        finally:
+            if processes.distributed:
+                torch_dist.destroy_process_group()
 
-        checkpoint.save(out, {
-            "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-            "config": model.config_dict(),
-            "method": method,
-            "seed": seed,
-            "dataset": dataset,
-            "mask_ratio": mask_ratio,
-            "objective": objective_name,
-            "objective_settings": objective_settings,
-            "pretrain": settings,
-            "history": history,
-            "store": str(store),
-            "store_raw_hash": data.attrs.get("raw_hash"),
-            "exclude_groups": exclude_groups,
-            "device": device,
-        })
-        write_json(out.with_name("history.json"), {"method": method, "seed": seed, "device": device, "exclude_groups": exclude_groups,
-                                                   "seconds": round(elapsed, 2), "epochs": history})
-        resume_path.unlink(missing_ok=True)
-        final = f"final loss {history[-1]['loss']:.4f}" if history else "no pretraining epochs (random weights)"
-        log.info("pretrained %s seed %d: %s in %.1f s; wrote %s", method, seed, final, elapsed, out)
+
+def _pretrain_in_process(store, out, method, seed, dataset, exclude_groups, model_cfg, settings, mask_ratio, patch,
+                         objective_name, objective_settings, run_hash, resume_path, device, processes, compile_step) -> None:
+    """Build the model and objective on ``device``, pretrain them and, on process 0, write the outputs of :func:`pretrain`."""
+    generator = seed_everything(seed)
+    data = training_windows(store, exclude_groups)
+    model = SparModel(model_cfg, data.data_shape(patch)).to(device)
+    objective = build_objective(objective_name, model, objective_settings).to(device)
+    epochs = int(settings.get("epochs", 0))
+    log.info("pretraining %s seed %d (objective %s) on %d windows for %d epochs, mask ratio %s, device %s",
+             method, seed, objective_name, len(data), epochs, mask_ratio, device)
+    started = time.perf_counter()
+    history = []
+    if epochs:
+        history = _train(model, objective, data, settings, mask_ratio, generator, device, resume_path, run_hash, f"{method} seed {seed}",
+                         processes=processes, seed=seed, compile_step=compile_step)
+    elapsed = time.perf_counter() - started
+    if not processes.is_main:
+        return
+
+    record = {
+        "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+        "config": model.config_dict(),
+        "method": method,
+        "seed": seed,
+        "dataset": dataset,
+        "mask_ratio": mask_ratio,
+        "objective": objective_name,
+        "objective_settings": objective_settings,
+        "pretrain": settings,
+        "history": history,
+        "store": str(store),
+        "store_raw_hash": data.attrs.get("raw_hash"),
+        "exclude_groups": exclude_groups,
+        "device": device,
+    }
+    summary = {"method": method, "seed": seed, "device": device, "exclude_groups": exclude_groups,
+               "seconds": round(elapsed, 2), "epochs": history}
+    if processes.distributed:
+        # recorded only for several processes, so single-process checkpoints keep their bytes
+        record["processes"] = summary["processes"] = processes.world_size
+    checkpoint.save(out, record)
+    write_json(out.with_name("history.json"), summary)
+    resume_path.unlink(missing_ok=True)
+    final = f"final loss {history[-1]['loss']:.4f}" if history else "no pretraining epochs (random weights)"
+    log.info("pretrained %s seed %d: %s in %.1f s; wrote %s", method, seed, final, elapsed, out)
