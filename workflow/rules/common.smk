@@ -4,13 +4,59 @@ import copy
 import json
 import shlex
 from argparse import Namespace
+from pathlib import Path
 
+import jsonschema
+import yaml
 from snakemake.utils import validate
 
 from spar.models.registry import METHODS
 
 
-# stop before planning any job when a key is misspelled or a value is out of range
+def _allowed(schema, definitions):
+    """Describe the values a schema node accepts, such as "number, >= 0, < 1"."""
+    while "$ref" in schema:
+        schema = definitions[schema["$ref"].rsplit("/", 1)[-1]]
+    parts = []
+    for key, template in (("type", "{}"), ("enum", "one of {}"), ("minimum", ">= {}"), ("exclusiveMinimum", "> {}"),
+                          ("maximum", "<= {}"), ("exclusiveMaximum", "< {}"), ("minItems", "at least {} item(s)"),
+                          ("pattern", "matching {}")):
+        if key in schema:
+            parts.append(template.format(schema[key]))
+    if schema.get("uniqueItems"):
+        parts.append("no repeated items")
+    if "items" in schema:
+        parts.append(f"items: {_allowed(schema['items'], definitions)}")
+    return ", ".join(parts) or "see workflow/schemas/params.schema.yaml"
+
+
+def params_errors(tree, schema_file):
+    """Return one line per invalid setting of ``tree``, naming its dotted key, the value and the allowed values."""
+    schema = yaml.safe_load(Path(schema_file).read_text())
+    definitions = schema.get("$defs", {})
+    lines = []
+    for error in jsonschema.Draft202012Validator(schema).iter_errors(tree):
+        key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
+        if error.validator == "additionalProperties" and "properties" in error.schema:
+            allowed = sorted(error.schema["properties"])
+            for unknown in sorted(set(error.instance) - set(allowed)):
+                name = unknown if key == "(top level)" else f"{key}.{unknown}"
+                lines.append(f"{name}: unknown key; allowed keys here: {', '.join(allowed)}")
+            continue
+        line = f"{key} = {error.instance!r}: {error.message}; allowed: {_allowed(error.schema, definitions)}"
+        if error.absolute_path and error.absolute_path[0] == "methods":
+            line += f"; registered methods: {', '.join(sorted(METHODS))}"
+        lines.append(line)
+    return sorted(lines)
+
+
+# stop before planning any job when a key is misspelled or a value is out of range, and list every invalid key
+_params_errors = params_errors(config, Path(workflow.basedir) / "workflow/schemas/params.schema.yaml")
+if _params_errors:
+    raise ValueError(
+        "invalid parameters in the config (params.yaml, --configfile or --config); fix these settings:\n  "
+        + "\n  ".join(_params_errors)
+    )
 validate(config, "../schemas/params.schema.yaml")
 _unknown_methods = sorted(set(config["methods"]) - set(METHODS))
 if _unknown_methods:

@@ -8,7 +8,7 @@ rule embed:
     output:
         "results/embeddings/{dataset}/{method}/seed{seed}/{group}.npz",
     params:
-        cfg=pick("pretrain.threads", "gpu"),
+        cfg=pick("pretrain.threads", "gpu.lock_dir"),
     threads: config["pretrain"]["threads"]
     resources:
         gpu=1,
@@ -26,7 +26,7 @@ rule finetune_localization:
         metrics="results/runs/table1/{method}/ratio{ratio}/seed{seed}/metrics.json",
         predictions="results/runs/table1/{method}/ratio{ratio}/seed{seed}/predictions.csv",
     params:
-        cfg=pick("finetune.localization", "model.heads", "model.mlp_ratio", "pretrain.threads", "gpu"),
+        cfg=pick("finetune.localization", "finetune.checkpoint_every", "model.heads", "model.mlp_ratio", "pretrain.threads", "gpu.lock_dir"),
         out_dir=subpath(output.metrics, parent=True),
     threads: config["pretrain"]["threads"]
     resources:
@@ -51,7 +51,7 @@ rule finetune_earthquake:
         predictions="results/runs/table3_ridgecrest/{method}/seed{seed}/predictions.csv",
         head="results/runs/table3_ridgecrest/{method}/seed{seed}/head.pt",
     params:
-        cfg=pick("finetune.earthquake", "model.heads", "model.mlp_ratio", "pretrain.threads", "gpu"),
+        cfg=pick("finetune.earthquake", "finetune.checkpoint_every", "model.heads", "model.mlp_ratio", "pretrain.threads", "gpu.lock_dir"),
         out_dir=subpath(output.metrics, parent=True),
     threads: config["pretrain"]["threads"]
     resources:
@@ -70,7 +70,7 @@ rule finetune_activity:
         metrics="results/runs/table3_har/{method}/seed{seed}/metrics.json",
         predictions="results/runs/table3_har/{method}/seed{seed}/predictions.csv",
     params:
-        cfg=pick("finetune.activity", "pretrain.threads", "gpu"),
+        cfg=pick("finetune.activity", "finetune.checkpoint_every", "pretrain.threads", "gpu.lock_dir"),
         out_dir=subpath(output.metrics, parent=True),
     threads: config["pretrain"]["threads"]
     resources:
@@ -89,7 +89,7 @@ rule finetune_vehicle:
         metrics="results/runs/table5/{method}/seed{seed}/metrics.json",
         predictions="results/runs/table5/{method}/seed{seed}/predictions.csv",
     params:
-        cfg=pick("finetune.vehicle", "pretrain.threads", "gpu"),
+        cfg=pick("finetune.vehicle", "finetune.checkpoint_every", "pretrain.threads", "gpu.lock_dir"),
         out_dir=subpath(output.metrics, parent=True),
     threads: config["pretrain"]["threads"]
     resources:
@@ -108,7 +108,7 @@ rule embed_message_drop:
     output:
         "results/message_drop/embeddings/drop{prob}/{method}/seed{seed}/{group}.npz",
     params:
-        cfg=pick("pretrain.threads", "gpu"),
+        cfg=pick("pretrain.threads", "gpu.lock_dir"),
     threads: config["pretrain"]["threads"]
     resources:
         gpu=1,
@@ -127,7 +127,7 @@ rule finetune_message_drop:
         metrics="results/runs/table6/{method}/drop{prob}/seed{seed}/metrics.json",
         predictions="results/runs/table6/{method}/drop{prob}/seed{seed}/predictions.csv",
     params:
-        cfg=pick("finetune.localization", "model.heads", "model.mlp_ratio", "pretrain.threads", "gpu"),
+        cfg=pick("finetune.localization", "finetune.checkpoint_every", "model.heads", "model.mlp_ratio", "pretrain.threads", "gpu.lock_dir"),
         out_dir=subpath(output.metrics, parent=True),
     threads: config["pretrain"]["threads"]
     resources:
@@ -146,7 +146,7 @@ rule embed_ablation:
     output:
         "results/ablations/{variant}/embeddings/seed{seed}/{group}.npz",
     params:
-        cfg=pick("pretrain.threads", "gpu"),
+        cfg=pick("pretrain.threads", "gpu.lock_dir"),
     threads: config["pretrain"]["threads"]
     resources:
         gpu=1,
@@ -164,7 +164,7 @@ rule finetune_ablation:
         metrics="results/runs/table8/{variant}/seed{seed}/metrics.json",
         predictions="results/runs/table8/{variant}/seed{seed}/predictions.csv",
     params:
-        cfg=pick("finetune.localization", "model.heads", "model.mlp_ratio", "pretrain.threads", "gpu"),
+        cfg=pick("finetune.localization", "finetune.checkpoint_every", "model.heads", "model.mlp_ratio", "pretrain.threads", "gpu.lock_dir"),
         out_dir=subpath(output.metrics, parent=True),
     threads: config["pretrain"]["threads"]
     resources:
@@ -184,7 +184,7 @@ rule place_unseen:
         model="results/unseen/placed/{mode}/{method}/seed{seed}/model.pt",
         summary="results/unseen/placed/{mode}/{method}/seed{seed}/model.placement.json",
     params:
-        cfg=pick("placement", "mask_ratio", "pretrain.threads", "gpu"),
+        cfg=pick("placement", "mask_ratio", "pretrain.threads", "gpu.lock_dir"),
         scene=config["placement"]["scene"],
     threads: config["pretrain"]["threads"]
     resources:
@@ -203,7 +203,7 @@ rule embed_unseen:
     output:
         "results/unseen/embeddings/{mode}/{method}/seed{seed}/{group}.npz",
     params:
-        cfg=pick("pretrain.threads", "gpu"),
+        cfg=pick("pretrain.threads", "gpu.lock_dir"),
     threads: config["pretrain"]["threads"]
     resources:
         gpu=1,
@@ -221,7 +221,7 @@ rule finetune_unseen:
         metrics="results/runs/table7/{method}/{mode}/seed{seed}/metrics.json",
         predictions="results/runs/table7/{method}/{mode}/seed{seed}/predictions.csv",
     params:
-        cfg=pick("finetune.localization", "model.heads", "model.mlp_ratio", "pretrain.threads", "gpu"),
+        cfg=pick("finetune.localization", "finetune.checkpoint_every", "model.heads", "model.mlp_ratio", "pretrain.threads", "gpu.lock_dir"),
         out_dir=subpath(output.metrics, parent=True),
     threads: config["pretrain"]["threads"]
     resources:
@@ -241,7 +241,7 @@ rule finetune_detection:
         predictions="results/runs/table2/{method}/seed{seed}/predictions.csv",
         ground_truth="results/runs/table2/{method}/seed{seed}/ground_truth.csv",
     params:
-        cfg=pick("finetune.detection", "model.heads", "model.mlp_ratio", "pretrain.threads", "gpu"),
+        cfg=pick("finetune.detection", "finetune.checkpoint_every", "model.heads", "model.mlp_ratio", "pretrain.threads", "gpu.lock_dir"),
         out_dir=subpath(output.metrics, parent=True),
     threads: config["pretrain"]["threads"]
     resources:

@@ -42,7 +42,7 @@ rule report_coal_node:
     output:
         "results/real/coal_node/report.json",
     params:
-        cfg=pick("pretrain.threads", "gpu"),
+        cfg=pick("pretrain.threads", "gpu.lock_dir"),
     log:
         "logs/report_coal_node.log",
     shell:
@@ -99,7 +99,7 @@ rule transfer_coal_node:
     output:
         "results/real/coal_node/localization.csv",
     params:
-        cfg=pick("ingest.ridgecrest", "transfer.coal_node", "pretrain.threads", "gpu"),
+        cfg=pick("ingest.ridgecrest", "transfer.coal_node", "pretrain.threads", "gpu.lock_dir"),
     log:
         "logs/transfer_coal_node.log",
     shell:

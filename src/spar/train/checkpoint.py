@@ -15,9 +15,14 @@ log = logging.getLogger(__name__)
 
 
 def save(path: str | Path, payload: dict) -> None:
-    """Write ``payload`` with torch.save to ``path`` atomically."""
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(payload, tmp)
+    """Write ``payload`` with torch.save to ``path`` atomically.
+
+    Given a path, torch.save names the zip archive's root folder after the
+    file, which here is a random temporary name. Given an open file, it uses
+    "archive", so the same payload always gives the same bytes.
+    """
+    with atomic_path(path, suffix=".pt") as tmp, open(tmp, "wb") as handle:
+        torch.save(payload, handle)
 
 
 def load_model(path: str | Path, device: str = "cpu") -> tuple[SparModel, dict]:

@@ -25,7 +25,7 @@ from spar.files import atomic_path, write_json
 from spar.models.heads import SetPredictionHead
 from spar.train import checkpoint as checkpoint_io
 from spar.train.device import claim_device
-from spar.train.finetune import _run_record, _split_indices, load_embeddings, pool_token_groups, train_head
+from spar.train.finetune import _run_record, _split_indices, load_embeddings, pool_token_groups, resume_settings, train_head
 from spar.train.pretrain import seed_everything
 
 log = logging.getLogger(__name__)
@@ -249,6 +249,7 @@ def finetune_detection(embeddings: Path, out_dir: Path, label_ratio: float, seed
     target = objects.copy()
     target[..., 1:] = (objects[..., 1:] - mean) / std
 
+    resume = resume_settings(tree, out_dir)
     generator = seed_everything(seed)
     tokens, valid = pool_token_groups(arrays["tokens"], arrays["valid"], arrays["token_group"])
     target_tensor = torch.from_numpy(target.astype(np.float32))
@@ -264,7 +265,7 @@ def finetune_detection(embeddings: Path, out_dir: Path, label_ratio: float, seed
     with claim_device(Path(get(tree, "gpu.lock_dir"))) as claim:
         head = SetPredictionHead(**head_config).to(claim.device)
         tokens, valid, target_tensor = tokens.to(claim.device), valid.to(claim.device), target_tensor.to(claim.device)
-        losses = train_head(head, tokens[train], valid[train], target_tensor[train], loss_fn, settings, generator)
+        losses = train_head(head, tokens[train], valid[train], target_tensor[train], loss_fn, settings, generator, **resume)
         with torch.no_grad():
             logits, positions = head(tokens[test], valid[test])
             prob = logits.float().softmax(dim=-1).cpu().numpy()  # (T, Q, C + 1)
@@ -334,6 +335,7 @@ def finetune_detection(embeddings: Path, out_dir: Path, label_ratio: float, seed
         "position_mean": mean.tolist(), "position_std": std.tolist(), "unit": unit,
         "embeddings": str(embeddings),
     })
+    resume["resume_path"].unlink(missing_ok=True)
     summary = ", ".join(f"mAP@{r.radius:g} {100 * r.mean_ap:.1f}%" for r in scores)
     log.info("%s seed %d, %.0f%% labels (%d windows): %s on %d test windows with %d objects",
              meta["method"], seed, 100 * label_ratio, train.size, summary, test.size, truth_window.size)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -22,6 +23,7 @@ from spar.train.schedule import warmup_cosine
 log = logging.getLogger(__name__)
 
 ENU_AXES = ("east", "north", "up")  # target axes of a store that does not name them
+RESUME_FILE = "resume.pt"  # resume checkpoint of a head's training, in the run's output folder
 
 
 def load_embeddings(path: Path) -> dict:
@@ -64,17 +66,67 @@ def labeled_subset(candidates: np.ndarray, label_ratio: float, seed: int) -> np.
     return np.sort(rng.permutation(candidates)[:count])
 
 
+def _head_run_hash(head: torch.nn.Module, tokens: torch.Tensor, valid: torch.Tensor, target: torch.Tensor,
+                   loss_fn, settings: dict, generator: torch.Generator) -> str:
+    """Hash everything that decides a head's training: settings, loss, data, initial weights and generator state.
+
+    A resume checkpoint is used only when its hash matches, so a rerun with
+    other labels, another seed or changed settings starts from scratch.
+    """
+    digest = hashlib.sha256()
+    loss_name = getattr(loss_fn, "__name__", type(loss_fn).__name__)
+    digest.update(json.dumps({"settings": settings, "loss": loss_name}, sort_keys=True, default=str).encode())
+    for tensor in (tokens, valid, target, *head.state_dict().values()):
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    digest.update(generator.get_state().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _load_head_resume(path: Path, run_hash: str, head, optimizer, generator, device: torch.device) -> tuple[list[float], int]:
+    """Restore a head's training state from ``path`` and return (losses so far, next epoch).
+
+    Returns ([], 0) when there is no checkpoint or it belongs to another run.
+    """
+    if not path.exists():
+        return [], 0
+    # generator states must stay CPU tensors, and load_state_dict moves the weights and optimizer state to the head's device
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("run_hash") != run_hash:
+        log.warning("%s was written with other settings, data or seed; training the head from scratch", path)
+        return [], 0
+    head.load_state_dict(state["state_dict"])
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    if device.type == "cuda" and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+    log.info("resuming head training from epoch %d (%s)", state["epoch"], path)
+    return list(state["losses"]), int(state["epoch"])
+
+
 def train_head(head: torch.nn.Module, tokens: torch.Tensor, valid: torch.Tensor, target: torch.Tensor,
-               loss_fn, settings: dict, generator: torch.Generator) -> list[float]:
-    """Train ``head`` with AdamW and a warm-up cosine schedule; returns the mean loss of each epoch."""
+               loss_fn, settings: dict, generator: torch.Generator, resume_path: Path | None = None,
+               checkpoint_every: int = 0) -> list[float]:
+    """Train ``head`` with AdamW and a warm-up cosine schedule; returns the mean loss of each epoch.
+
+    With ``resume_path`` and ``checkpoint_every`` > 0, the head, optimizer,
+    generator and RNG states, epoch and losses are saved there every
+    ``checkpoint_every`` epochs (not after the last one), and a call with the
+    same settings, data, initial weights and generator state continues from
+    that file. On CPU the result is then bitwise the one of an uninterrupted
+    run. The caller removes the file once its outputs are written.
+    """
     epochs, batch_size, lr = int(settings["epochs"]), int(settings["batch_size"]), float(settings["lr"])
     optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=float(settings["weight_decay"]))
     n = tokens.shape[0]
     steps_per_epoch = -(-n // batch_size)
     total = epochs * steps_per_epoch
-    losses = []
+    losses, start_epoch = [], 0
+    if resume_path is not None:
+        run_hash = _head_run_hash(head, tokens, valid, target, loss_fn, settings, generator)
+        losses, start_epoch = _load_head_resume(Path(resume_path), run_hash, head, optimizer, generator, tokens.device)
     head.train()
-    for epoch in range(epochs):
+    for epoch in range(start_epoch, epochs):
         order = torch.randperm(n, generator=generator).to(tokens.device)
         epoch_loss = 0.0
         for i, start in enumerate(range(0, n, batch_size)):
@@ -87,8 +139,29 @@ def train_head(head: torch.nn.Module, tokens: torch.Tensor, valid: torch.Tensor,
             optimizer.step()
             epoch_loss += float(loss.detach()) * len(idx)
         losses.append(epoch_loss / n)
+
+        if resume_path is not None and checkpoint_every > 0 and (epoch + 1) % checkpoint_every == 0 and epoch + 1 < epochs:
+            checkpoint_io.save(resume_path, {
+                "run_hash": run_hash, "state_dict": head.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler_step": (epoch + 1) * steps_per_epoch, "generator": generator.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(tokens.device) if tokens.device.type == "cuda" else None,
+                "epoch": epoch + 1, "losses": losses,
+            })
     head.eval()
     return losses
+
+
+def resume_settings(tree: dict, out_dir: Path) -> dict:
+    """Return the resume keyword arguments of :func:`train_head` for a run writing into ``out_dir``.
+
+    ``finetune.checkpoint_every`` sets the epochs between resume checkpoints.
+    A value of 0 or a missing key turns them off.
+    """
+    every = int(get(tree, "finetune.checkpoint_every", 0))
+    if every < 0:
+        raise ValueError(f"finetune.checkpoint_every must be >= 0 (0 turns resume checkpoints off); got {every}")
+    return {"resume_path": Path(out_dir) / RESUME_FILE, "checkpoint_every": every}
 
 
 def _split_indices(arrays: dict, settings: dict, usable: np.ndarray, label_ratio: float, seed: int, source: Path):
@@ -164,6 +237,7 @@ def finetune_localization(embeddings: Path, out_dir: Path, label_ratio: float, s
     target = arrays["target"].astype(np.float32)
     train, test = _split_indices(arrays, settings, np.isfinite(target).all(axis=1), label_ratio, seed, embeddings)
 
+    resume = resume_settings(tree, out_dir)
     generator = seed_everything(seed)
     tokens, valid = pool_token_groups(arrays["tokens"], arrays["valid"], arrays["token_group"])
     mean, std = target[train].mean(axis=0), target[train].std(axis=0) + 1e-6
@@ -174,7 +248,8 @@ def finetune_localization(embeddings: Path, out_dir: Path, label_ratio: float, s
                                heads=int(get(tree, "model.heads")), mlp_ratio=float(get(tree, "model.mlp_ratio")))
         head.to(claim.device)
         tokens, valid, scaled = tokens.to(claim.device), valid.to(claim.device), scaled.to(claim.device)
-        losses = train_head(head, tokens[train], valid[train], scaled[train], torch.nn.functional.mse_loss, settings, generator)
+        losses = train_head(head, tokens[train], valid[train], scaled[train], torch.nn.functional.mse_loss, settings, generator,
+                            **resume)
         with torch.no_grad():
             pred = head(tokens[test], valid[test]).float().cpu().numpy() * std + mean
 
@@ -193,6 +268,7 @@ def finetune_localization(embeddings: Path, out_dir: Path, label_ratio: float, s
         "target_mean": mean.tolist(), "target_std": std.tolist(), "target_axes": list(axes), "unit": unit,
         "embeddings": str(embeddings),
     })
+    resume["resume_path"].unlink(missing_ok=True)
     log.info("%s seed %d, %.0f%% labels (%d windows): test MSE %.2f %s^2, mean distance %.2f %s on %d windows",
              meta["method"], seed, 100 * label_ratio, train.size, errors["mse"], unit, errors["distance"], unit, test.size)
 
@@ -213,13 +289,15 @@ def finetune_classification(embeddings: Path, out_dir: Path, label_ratio: float,
     labels = arrays["label"].astype(np.int64)
     train, test = _split_indices(arrays, settings, labels >= 0, label_ratio, seed, embeddings)
 
+    resume = resume_settings(tree, out_dir)
     generator = seed_everything(seed)
     tokens, valid = pool_token_groups(arrays["tokens"], arrays["valid"], arrays["token_group"])
     target = torch.from_numpy(labels)
     with claim_device(Path(get(tree, "gpu.lock_dir"))) as claim:
         head = LinearHead(tokens.shape[-1], len(class_names)).to(claim.device)
         tokens, valid, target = tokens.to(claim.device), valid.to(claim.device), target.to(claim.device)
-        losses = train_head(head, tokens[train], valid[train], target[train], torch.nn.functional.cross_entropy, settings, generator)
+        losses = train_head(head, tokens[train], valid[train], target[train], torch.nn.functional.cross_entropy, settings,
+                            generator, **resume)
         with torch.no_grad():
             pred = head(tokens[test], valid[test]).argmax(dim=1).cpu().numpy()
 
@@ -237,5 +315,6 @@ def finetune_classification(embeddings: Path, out_dir: Path, label_ratio: float,
         "true_name": [class_names[i] for i in true], "pred_name": [class_names[i] for i in pred],
     })
     _write_run(out_dir, metrics, predictions, arrays, test)
+    resume["resume_path"].unlink(missing_ok=True)
     log.info("%s seed %d, %.0f%% labels (%d windows): test accuracy %.3f, macro F1 %.3f on %d windows",
              meta["method"], seed, 100 * label_ratio, train.size, metrics["accuracy"], metrics["macro_f1"], test.size)
