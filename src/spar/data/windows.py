@@ -14,6 +14,7 @@ from typing import Iterator
 
 import numpy as np
 import torch
+import xarray as xr
 
 from spar.features.store import open_store
 from spar.models.tokens import DataShape, ModalityShape
@@ -26,6 +27,21 @@ PER_SAMPLE = ("position", "node_id", "label", "target", "objects", "object_count
 def _str_array(values) -> np.ndarray:
     """Convert store strings (numpy StringDType when read back) to a plain unicode array."""
     return np.array([str(v) for v in np.asarray(values).tolist()], dtype=str)
+
+
+def _read_samples(ds: xr.Dataset, index: np.ndarray) -> xr.Dataset:
+    """Read the samples ``index`` (sorted, unique) of the lazily opened store ``ds`` into memory.
+
+    Every variable is read as one contiguous range of samples, from the first
+    to the last selected one, so Zarr decodes each chunk of that range once.
+    The selection is then made in memory, so the range is held in memory for a
+    moment. Indexing the lazy arrays with ``index`` gives the same values, but
+    xarray then reads them through Zarr's orthogonal selection: loading the
+    demo's M3N-VC training split took 2.7 s that way and 0.19 s this way on a
+    2-core CPU.
+    """
+    span = ds.isel(sample=slice(int(index[0]), int(index[-1]) + 1)).load()
+    return span.isel(sample=index - index[0])
 
 
 @dataclass
@@ -64,7 +80,7 @@ class WindowData:
         if index.size == 0:
             groups = sorted(set(ds["group"].values.tolist()))
             raise ValueError(f"{path}: no windows with split={split!r} and group={group!r}; groups in the store: {groups}")
-        sub = ds.isel(sample=index)
+        sub = _read_samples(ds, index)
         norm = ds.attrs.get("normalization", {})
         modalities = list(ds.attrs["modalities"])
 
