@@ -89,6 +89,30 @@ def test_fig3_writes_png(tmp_path, store):
     assert [p.name for p in out.parent.iterdir()] == ["fig3.png"]
 
 
+def test_fig3_predictions_never_gray(tmp_path, store, monkeypatch):
+    from matplotlib.axes import Axes
+
+    drawn = []
+    original = Axes.scatter
+
+    def record(self, *args, **kwargs):
+        drawn.append((kwargs.get("label"), kwargs.get("c")))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "scatter", record)
+    methods = [f"method{i}" for i in range(10)]
+    paths = [_write_predictions(tmp_path, name, np.array([1.0, 1.0])) for name in methods]
+
+    plot_fig3(paths, store, tmp_path / "fig3.png", scene="h24")
+
+    truth = {c for label, c in drawn if label == "ground truth"}
+    predictions = [c for label, c in drawn if label == "prediction"]
+    assert truth == {"0.55"}
+    assert len(predictions) == 10
+    # tab10's eighth colour, C7, is the gray of the ground truth
+    assert "C7" not in predictions
+
+
 def test_fig3_duplicate_method(tmp_path, store):
     first = _write_predictions(tmp_path / "a", "spar", np.array([1.0, 0.0]))
     second = _write_predictions(tmp_path / "b", "spar", np.array([2.0, 0.0]))

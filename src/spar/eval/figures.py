@@ -214,7 +214,9 @@ def plot_fig3(prediction_paths: list[Path], store: Path, out: Path, scene: str) 
     fig = Figure(figsize=(PANEL_WIDTH_IN * n_cols, panel_height_in(aspect) * n_rows + 0.8), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
-    colors = [f"C{i % 10}" for i in range(len(runs))]
+    # every panel shows one method, so colours may repeat, but never C7 (gray), the colour of the ground truth
+    palette = [f"C{i}" for i in range(10) if i != 7]
+    colors = [palette[i % len(palette)] for i in range(len(runs))]
 
     for ax, run, color in zip(axes, runs, colors):
         try:
