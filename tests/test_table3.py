@@ -98,3 +98,20 @@ def test_confusion_figure_rejects_regression_run(tmp_path):
     path = write_run(tmp_path, "loc", {"method": "spar", "mse_m2": 3.0})
     with pytest.raises(ValueError, match="not the metrics of a classification run"):
         plot_confusion_matrices([path], tmp_path / "x.png", title="t")
+
+
+def test_confusion_figure_wraps_rows(tmp_path):
+    names = ["walking", "running", "sitting"]
+    matrix = [[2, 1, 0], [0, 2, 0], [1, 0, 1]]
+    methods = [f"method{i}" for i in range(7)]
+    paths = [write_run(tmp_path, method, {
+        "method": method, "accuracy": 5 / 7, "macro_f1": 0.71, "class_name": names, "confusion_matrix": matrix,
+    }) for method in methods]
+    out = tmp_path / "fig7.png"
+
+    plot_confusion_matrices(paths, out, title="Figure 7")
+
+    # 3 classes give 0.45 * 3 + 2 = 3.35 in per panel; seven runs fill two rows of five, at 150 dpi
+    height, width = imread(out).shape[:2]
+    assert abs(width - 3.35 * 5 * 150) <= 1
+    assert abs(height - (3.35 * 2 + 0.6) * 150) <= 1

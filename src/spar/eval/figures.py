@@ -346,9 +346,14 @@ def plot_confusion_matrices(metrics_paths: list[Path], out: Path, title: str) ->
 
     n_classes = len(runs[0]["class_name"])
     size = 0.45 * n_classes + 2.0
-    fig = Figure(figsize=(size * len(runs), size + 0.6), layout="constrained")
+    # at most five matrices per row, so ten methods make two rows instead of one very wide figure
+    n_cols = min(len(runs), 5)
+    n_rows = -(-len(runs) // n_cols)
+    fig = Figure(figsize=(size * n_cols, size * n_rows + 0.6), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(runs), squeeze=False).ravel()
+    axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
+    for ax in axes[len(runs):]:
+        ax.set_visible(False)
     for ax, metrics in zip(axes, runs):
         counts = np.asarray(metrics["confusion_matrix"], dtype=float)
         names = list(metrics["class_name"])
