@@ -45,3 +45,15 @@ def test_methods_share_embedding_shape(checkpoints, store):  # noqa: F811
         shapes[method] = (tuple(tokens.shape), tuple(valid.shape))
     # 4 windows; 3 nodes x (2 x 2 microphone + 2 x 2 geophone patches) = 24 tokens of width 16
     assert set(shapes.values()) == {((4, 24, 16), (4, 24))}
+
+
+def test_mask_ratio_use_by_method():
+    from spar.models.objectives.base import objective_class
+
+    uses = {name: objective_class(spec.objective).uses_mask_ratio for name, spec in METHODS.items()}
+
+    # the contrastive objectives encode whole views, so a new mask ratio must not rerun them
+    for name in ("simclr", "cmc", "cosmo", "focal"):
+        assert uses[name] is False, name
+    for name in ("spar", "mae", "audiomae", "cav_mae", "freqmae", "phymask"):
+        assert uses[name] is True, name

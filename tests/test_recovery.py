@@ -275,7 +275,7 @@ def plan_with(tmp_path: Path, change) -> str:
 
 def test_params_unknown_key_named(tmp_path):
     output = plan_with(tmp_path, lambda p: p["finetune"]["localization"].update(epoch=3))
-    assert "finetune.localization.epoch: unknown key" in output
+    assert "finetune.localization.epoch = 3: unknown key" in output
     assert "allowed keys here: batch_size, epochs," in output
 
 

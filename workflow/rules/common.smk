@@ -10,6 +10,7 @@ import jsonschema
 import yaml
 from snakemake.utils import validate
 
+from spar.models.objectives.base import objective_class
 from spar.models.registry import METHODS
 
 
@@ -41,7 +42,7 @@ def params_errors(tree, schema_file):
             allowed = sorted(error.schema["properties"])
             for unknown in sorted(set(error.instance) - set(allowed)):
                 name = unknown if key == "(top level)" else f"{key}.{unknown}"
-                lines.append(f"{name}: unknown key; allowed keys here: {', '.join(allowed)}")
+                lines.append(f"{name} = {error.instance[unknown]!r}: unknown key; allowed keys here: {', '.join(allowed)}")
             continue
         line = f"{key} = {error.instance!r}: {error.message}; allowed: {_allowed(error.schema, definitions)}"
         if error.absolute_path and error.absolute_path[0] == "methods":
@@ -61,7 +62,7 @@ validate(config, "../schemas/params.schema.yaml")
 _unknown_methods = sorted(set(config["methods"]) - set(METHODS))
 if _unknown_methods:
     raise ValueError(
-        f"unknown methods {_unknown_methods} in the config (params.yaml or --config); registered methods are {sorted(METHODS)}"
+        f"unknown methods {_unknown_methods} in the config (params.yaml, --configfile or --config); registered methods are {sorted(METHODS)}"
     )
 
 
@@ -104,7 +105,8 @@ def pretrain_config(wildcards):
     """Settings one pretraining job reads: only its own dataset's tokenisation and overrides.
 
     A method that is not pretrained (0 epochs) reads no optimisation setting,
-    so a new mask ratio or learning rate does not rerun it.
+    so a new mask ratio or learning rate does not rerun it. The contrastive
+    methods hide no tokens and get no mask ratio either.
     """
     tree = {
         "model": config["model"],
@@ -117,8 +119,9 @@ def pretrain_config(wildcards):
     if METHODS[wildcards.method].pretrain_overrides.get("epochs") == 0:
         tree["pretrain"] = {"threads": config["pretrain"]["threads"]}
     else:
-        tree["mask_ratio"] = config["mask_ratio"]
         tree["pretrain"] = config["pretrain"]
+        if objective_class(METHODS[wildcards.method].objective).uses_mask_ratio:
+            tree["mask_ratio"] = config["mask_ratio"]
     return to_json(tree)
 
 

@@ -58,7 +58,7 @@ def read_parquet(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     try:
         schema_names = pq.read_schema(path).names
     except Exception as err:  # pyarrow raises several types for damaged files
-        raise LayoutError(f"{path} is not a readable parquet file: {err}") from err
+        raise LayoutError(f"{path} is not a readable parquet file: {err}; download or copy it again") from err
     missing = [c for c in columns if c not in schema_names]
     if missing:
         raise LayoutError(f"{path} lacks column(s) {missing}; found {schema_names}")
@@ -202,11 +202,11 @@ def _read_runs(path: Path) -> pd.DataFrame:
         raise LayoutError(f"{path}: runs {reversed_runs} end before they start; swap start_time and end_time")
     bad_sets = sorted(set(runs["set"]) - {"train", "test"})
     if bad_sets:
-        raise LayoutError(f"{path}: column 'set' has values {bad_sets}; expected train or test")
+        raise LayoutError(f"{path}: column 'set' has values {bad_sets}; expected train or test, so rename those values in the file")
     for label in runs["label"]:
         unknown = [part for part in label.split("+") if part not in CLASS_NAMES]
         if unknown:
-            raise LayoutError(f"{path}: unknown label {label!r}; known classes are {CLASS_NAMES}")
+            raise LayoutError(f"{path}: unknown label {label!r}; known classes are {CLASS_NAMES}, so map it to one of them or drop its runs")
     return runs
 
 

@@ -451,7 +451,8 @@ def _numeric_column(column: pd.Series, name: str, where: str, row_lines: list[in
     """
     if pd.api.types.is_bool_dtype(column):
         line = row_lines[0] if row_lines else "unknown"
-        raise LayoutError(f"{where}, line {line}: column {name} has the non-numeric value {str(column.iloc[0])!r}")
+        raise LayoutError(f"{where}, line {line}: column {name} has the non-numeric value {str(column.iloc[0])!r}; "
+                          "fix or remove that line")
     if pd.api.types.is_numeric_dtype(column):
         return column.to_numpy(dtype=np.float64)
     converted = pd.to_numeric(column, errors="coerce")
@@ -459,7 +460,8 @@ def _numeric_column(column: pd.Series, name: str, where: str, row_lines: list[in
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         line = row_lines[row] if row < len(row_lines) else "unknown"
-        raise LayoutError(f"{where}, line {line}: column {name} has the non-numeric value {column.iloc[row]!r}")
+        raise LayoutError(f"{where}, line {line}: column {name} has the non-numeric value {column.iloc[row]!r}; "
+                          "fix or remove that line")
     return converted.to_numpy(dtype=np.float64)
 
 

@@ -23,6 +23,7 @@ from spar.data.windows import WindowData
 from spar.features.store import open_store
 from spar.files import write_json
 from spar.models.objectives import build_objective
+from spar.models.objectives.base import objective_class
 from spar.models.registry import DEFAULT_OBJECTIVE, METHODS, model_config_for
 from spar.models.spar import SparModel
 from spar.train import checkpoint
@@ -354,10 +355,12 @@ def pretrain(store: Path, out: Path, method: str, seed: int, tree: dict, dataset
     model_cfg = model_config_for(method, get(tree, "model"))
     settings = pretrain_settings(tree, dataset, method)
     epochs = int(settings.get("epochs", 0))
-    mask_ratio = float(get(tree, "mask_ratio")) if epochs else None
+    objective_name = METHODS[method].objective
+    # the workflow passes no mask ratio to objectives that hide no tokens, so they record None
+    uses_mask = epochs and objective_class(objective_name).uses_mask_ratio
+    mask_ratio = float(get(tree, "mask_ratio")) if uses_mask else None
     patch = get(tree, f"datasets.{dataset}.patch")
     exclude_groups = sorted(set(exclude_groups))
-    objective_name = METHODS[method].objective
     objective_settings = get(tree, f"objectives.{method}", {}) or {}
     identity = {"method": method, "seed": seed, "mask_ratio": mask_ratio, "model": model_cfg.__dict__,
                 "settings": settings, "patch": patch, "store": str(store)}

@@ -34,6 +34,8 @@ class Objective(nn.Module):
     """
 
     name = "objective"
+    # False for objectives that hide no tokens, so that a new mask ratio does not rerun them
+    uses_mask_ratio = True
 
     def __init__(self, model: SparModel, settings: dict):
         super().__init__()
@@ -52,14 +54,19 @@ class MaskedReconstruction(Objective):
         return model(batch, mask_ratio, generator=generator)
 
 
-def build_objective(name: str, model: SparModel, settings: dict | None = None) -> Objective:
-    """Build the registered objective ``name`` for ``model``."""
+def objective_class(name: str) -> type[Objective]:
+    """Return the class registered as objective ``name``; raise ValueError for an unknown name."""
     if name not in OBJECTIVES:
         # the baselines' modules register their objectives when imported
         from spar.models.objectives import contrastive, reconstruction  # noqa: F401
     if name not in OBJECTIVES:
         raise ValueError(f"unknown objective {name!r}; registered objectives: {sorted(OBJECTIVES)}")
-    return OBJECTIVES[name](model, settings or {})
+    return OBJECTIVES[name]
+
+
+def build_objective(name: str, model: SparModel, settings: dict | None = None) -> Objective:
+    """Build the registered objective ``name`` for ``model``."""
+    return objective_class(name)(model, settings or {})
 
 
 def pooled_modality_embeddings(model: SparModel, tokens: dict, keep: dict | None = None) -> dict:

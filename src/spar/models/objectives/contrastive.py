@@ -278,6 +278,8 @@ class ContrastiveObjective(Objective):
     ``self.settings`` is the merged dict, with every ``augment`` field filled in.
     """
 
+    uses_mask_ratio = False
+
     DEFAULTS: dict = {}
 
     def __init__(self, model: SparModel, settings: dict):
