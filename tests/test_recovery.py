@@ -235,9 +235,9 @@ def test_killed_store_write_keeps_previous_store(store, tmp_path):  # noqa: F811
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
 
-    kept = open_store(path).load()
-    assert kept.attrs["raw_hash"] == "version 1"
-    xr.testing.assert_identical(kept["signal_microphone"], first["signal_microphone"])
+    previous = open_store(path).load()
+    assert previous.attrs["raw_hash"] == "version 1"
+    xr.testing.assert_identical(previous["signal_microphone"], first["signal_microphone"])
     # the killed write left only a hidden temporary folder beside the store
     leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name != "tiny.zarr")
     assert len(leftovers) == 1

@@ -150,5 +150,19 @@ class WindowData:
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size]
-            yield {k: v[idx].to(device, non_blocking=True) for k, v in self.tensors.items()}
+            yield self.batch(order[start : start + batch_size], device)
+
+    def batch(self, index: torch.Tensor, device="cpu") -> dict:
+        """Return the windows ``index`` as a dict of batch tensors on ``device``.
+
+        On CUDA the rows are copied into pinned host memory first, so the copy
+        to the device runs asynchronously (``non_blocking``).
+        """
+        pin = str(device).startswith("cuda")
+        batch = {}
+        for key, tensor in self.tensors.items():
+            rows = tensor[index]
+            if pin:
+                rows = rows.pin_memory()
+            batch[key] = rows.to(device, non_blocking=True)
+        return batch

@@ -162,12 +162,8 @@ def local_batches(data: WindowData, batch_size: int, generator: torch.Generator,
     whose slice is empty (a last global batch with fewer windows than
     processes) gets the batch's first window with share 0, because DDP needs a
     backward pass from every process.
-
-    On CUDA the slice is copied into pinned host memory first, so the copy to
-    the device runs asynchronously (``non_blocking``).
     """
     order = torch.randperm(len(data), generator=generator)
-    pin = device.startswith("cuda")
     for start in range(0, len(data), batch_size):
         index = order[start : start + batch_size]
         share = 1.0
@@ -175,13 +171,7 @@ def local_batches(data: WindowData, batch_size: int, generator: torch.Generator,
             part = torch.tensor_split(index, processes.world_size)[processes.rank]
             share = len(part) * processes.world_size / len(index)
             index = part if len(part) else index[:1]
-        batch = {}
-        for key, tensor in data.tensors.items():
-            rows = tensor[index]
-            if pin:
-                rows = rows.pin_memory()
-            batch[key] = rows.to(device, non_blocking=True)
-        yield batch, share
+        yield data.batch(index, device), share
 
 
 def _reduce_losses(losses: dict, share: float, processes: Processes) -> dict:
